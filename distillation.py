@@ -1,0 +1,141 @@
+"""Distill a small net from a trained teacher (Hinton, Vinyals & Dean 2015, section 3).
+
+    python distillation.py --T 20                  # 800-800 student at T = 20
+    python distillation.py --T 1 2 4 8 20          # a temperature sweep, ending in a table
+
+The student learns from the teacher's soft targets on the transfer set (the training images,
+unjittered by default, so the teacher's logits are computed once) plus, with weight 1 - alpha,
+the hard labels. It starts from the same weights as `train.py --model small` of the same seed.
+"""
+import json
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+import training_params as tp
+import train
+from layers import describe
+
+DEFAULT_TEACHER = os.path.join("models", "cumbersome_model_1200.pt")
+
+
+def distillation_loss(student_logits, teacher_logits, labels, T, alpha):
+    """alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, labels).
+
+    KL is the true per-example divergence averaged over the batch ("batchmean"; "mean" would also
+    divide by the number of classes). Its gradient shrinks as 1/T^2, which the T^2 undoes, so the
+    soft and hard terms keep their relative weight at any T. alpha = 1: soft targets only."""
+    log_q_student = F.log_softmax(student_logits / T, dim=1)
+    log_q_teacher = F.log_softmax(teacher_logits / T, dim=1)
+    soft = F.kl_div(log_q_student, log_q_teacher, reduction="batchmean", log_target=True)
+    hard = F.cross_entropy(student_logits, labels)
+    return alpha * T * T * soft + (1 - alpha) * hard
+
+
+def soft_target_loss(T, alpha, teacher=None):
+    """Batch loss for `train.fit`: cached teacher logits arrive as `extra`; with a jittered
+    transfer set, pass the teacher to run it (eval mode, no gradients) on each shifted batch."""
+    def batch_loss(net, images, labels, teacher_logits):
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_logits = teacher(images)
+        return distillation_loss(net(images), teacher_logits, labels, T, alpha)
+    return batch_loss
+
+
+def distill(student, teacher, train_set, test_set, params, T, alpha, seed, jitter=0,
+            max_steps=None):
+    """Train `student` on the teacher's soft targets at temperature T; returns fit's output."""
+    images, labels = train_set
+    teacher.eval()
+    cached = None if jitter else train.logits_of(teacher, images)
+    loss = soft_target_loss(T, alpha, teacher if jitter else None)
+    epochs = 1 if max_steps else params.epochs
+    return train.fit(student, [images, labels, cached], test_set, params, epochs,
+                     params.distill_lr, seed, loss, jitter, max_steps)
+
+
+def make_distill_parser(doc):
+    parser = train.make_parser(doc)
+    parser.add_argument("--T", type=float, nargs="+", metavar="T",
+                        help="temperature(s); several run a sweep (default: the recipe's, 20)")
+    parser.add_argument("--alpha", type=float, help="weight of the soft term (default 0.9)")
+    parser.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher checkpoint")
+    parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
+                        "with (default: models/small_model_W.json)")
+    return parser
+
+
+def parse_distill_args(parser, argv):
+    """(args, params, temperatures), checked; the common --lr sets the recipe's distill_lr."""
+    args = parser.parse_args(argv)
+    params = tp.params_from_args(args, "epochs", "distill_lr")
+    if args.alpha is not None:
+        params.alpha = args.alpha
+    temperatures = args.T or [params.T]
+    for T in temperatures:
+        params.T = T
+        train.check_common(args, params)
+    return args, params, temperatures
+
+
+def read_baseline(path):
+    """(test errors, note) of a hard-label run's results JSON, or (None, how to make one)."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return record["test_errors"], f"hard labels, {record['epochs']} epochs, seed {record['seed']}"
+    except (OSError, ValueError, KeyError):
+        return None, f"no results at {path}: run train.py --model small --out {path[:-5]}.pt"
+
+
+def out_path(args, config, T, sweep):
+    if args.out is None:
+        return train.default_out("student", config, f"_{T:g}")
+    return f"{args.out[:-3]}_T{T:g}.pt" if sweep else args.out
+
+
+@train.report_errors
+def main(argv=None):
+    args, params, temperatures = parse_distill_args(make_distill_parser(__doc__), argv)
+    device = train.resolve_device(args.device)
+    config = train.net_config(args, params, "student")
+    outs = [out_path(args, config, T, len(temperatures) > 1) for T in temperatures]
+    for out in outs:
+        train.check_writable(out)
+    jitter = args.jitter or 0
+    teacher = train.load_net(args.teacher, device)
+    started = time.perf_counter()
+    train_set, test_set = train.load_data(args, device)
+    teacher_errors, _, _ = train.evaluate(teacher, *test_set)
+    baseline = args.baseline or os.path.join("models", os.path.basename(
+        train.default_out("small", config)))[:-3] + ".json"
+    baseline_errors, baseline_note = read_baseline(baseline)
+    rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
+             args.teacher),
+            (f"small {describe(config)}", baseline_errors, len(test_set[1]), baseline_note)]
+    records = []
+    for T, out in zip(temperatures, outs):
+        student = train.init_net(config, args.seed, device)
+        print(f"student: {describe(student.config())} on {device}, T {T:g}, alpha "
+              f"{params.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
+              f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
+        history, timing = distill(student, teacher, train_set, test_set, params, T, params.alpha,
+                                  args.seed, jitter, max_steps=10 if args.dry_run else None)
+        record = train.run_record(args, params, "student", student, test_set, history, timing,
+                                  time.perf_counter() - started, device, T=T, alpha=params.alpha,
+                                  jitter=jitter, teacher=args.teacher,
+                                  teacher_test_errors=teacher_errors)
+        if not args.dry_run:
+            print(f"wrote {out} and {train.save_run(out, student, record)}")
+        records.append(record)
+        rows.append((f"distilled {record['architecture']} T={T:g}", record["test_errors"],
+                     record["test_count"], f"alpha {params.alpha:g}, {len(history)} epochs"))
+    train.print_summary(rows)
+    return records
+
+
+if __name__ == "__main__":
+    main()

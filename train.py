@@ -1,0 +1,347 @@
+"""Train a net on hard labels.
+
+    python train.py --model teacher                 # 784-1200-1200-10, dropout, max-norm, jitter
+    python train.py --model small --hidden 800      # 784-800-800-10, no regularization
+
+Also the shared machinery of the other scripts: command line, data, training loop, evaluation,
+checkpoints. Writes OUT.pt (state_dict + config) and OUT.json (results) atomically.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+import dataset
+import training_params as tp
+from layers import MLP, describe
+
+DEFAULT_HIDDEN = {"teacher": [1200, 1200], "small": [800, 800], "student": [800, 800]}
+FILE_PREFIX = {"teacher": "cumbersome_model", "small": "small_model", "student": "distilled_model"}
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line on stderr with exit code 2."""
+
+
+class Diverged(Exception):
+    """The training loss stopped being finite."""
+
+
+# ---------------------------------------------------------------------------- command line
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage dump
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def make_parser(doc):
+    p = Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="data", help="MNIST root (downloaded there if absent)")
+    p.add_argument("--params", choices=sorted(tp.PARAMS), default="local",
+                   help="recipe: 'local' = CPU demo, 'paper' = full 3000-epoch recipe")
+    p.add_argument("--epochs", type=int, help="epochs of this run (default: the recipe's)")
+    p.add_argument("--lr", type=float, help="peak learning rate of this run (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=1, help="seeds init, shuffling, dropout, jitter")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--hidden", type=int, nargs="+", metavar="W",
+                   help="hidden widths; one value W means two layers of W")
+    p.add_argument("--subset", type=float, default=1.0, metavar="FRACTION",
+                   help="train on a seeded random fraction of the training images")
+    classes = p.add_mutually_exclusive_group()
+    classes.add_argument("--omit", type=int, nargs="+", default=[], metavar="C",
+                         help="drop these classes from the training set")
+    classes.add_argument("--only", type=int, nargs="+", default=[], metavar="C",
+                         help="keep only these classes in the training set")
+    p.add_argument("--out", help="checkpoint path OUT.pt (results go to OUT.json)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="one epoch of 10 batches, nothing written: a quick check")
+    tp.add_param_flags(p)
+    return p
+
+
+def check_common(args, params):
+    problem = tp.check_params(params)
+    if problem:
+        raise UsageError(problem)
+    if args.hidden is not None and min(args.hidden) < 1:
+        raise UsageError(f"--hidden widths must be >= 1, got {args.hidden}")
+    if not (math.isfinite(args.subset) and 0 < args.subset <= 1):
+        raise UsageError(f"--subset must be a fraction in (0, 1], got {args.subset}")
+    bad = [c for c in args.omit + args.only if not 0 <= c <= 9]
+    if bad:
+        raise UsageError(f"unknown class {bad[0]}: MNIST classes are 0-9")
+    if len(set(args.omit)) == 10:
+        raise UsageError("--omit removes all ten classes: nothing left to train on")
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown --device {name!r}; use auto, cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"unsupported --device {name!r}; use auto, cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def hidden_widths(args, role):
+    if args.hidden is None:
+        return DEFAULT_HIDDEN[role]
+    return args.hidden * 2 if len(args.hidden) == 1 else args.hidden
+
+
+def net_config(args, params, role):
+    """The teacher takes the recipe's regularization; other nets only what was asked for."""
+    regularized = role == "teacher"
+    def pick(name):
+        given = getattr(args, name)
+        return given if given is not None else (getattr(params, name) if regularized else 0.0)
+    return {"hidden": hidden_widths(args, role), "dropout_input": pick("dropout_input"),
+            "dropout_hidden": pick("dropout_hidden"), "max_norm": pick("max_norm"),
+            "init_std": params.init_std, "standardize": params.standardize}
+
+
+def default_out(role, config, suffix=""):
+    widths = config["hidden"]
+    name = str(widths[0]) if len(set(widths)) == 1 else "x".join(map(str, widths))
+    return os.path.join("runs", f"{FILE_PREFIX[role]}_{name}{suffix}.pt")
+
+
+def check_writable(out):
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create output folder {folder!r} ({e.strerror}); pick another --out")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"output folder {folder!r} is not writable; pick another --out")
+    if not out.endswith(".pt"):
+        raise UsageError(f"--out must end in .pt, got {out!r}")
+
+
+# ---------------------------------------------------------------------------- data
+def load_data(args, device):
+    """(train_images, train_labels), (test_images, test_labels) with filters and subset applied."""
+    try:
+        train = dataset.load_mnist(args.data_dir, train=True, device=device)
+        test = dataset.load_mnist(args.data_dir, train=False, device=device)
+    except dataset.DataError as e:
+        raise UsageError(str(e)) from None
+    train = dataset.filter_classes(*train, omit=args.omit, only=args.only)
+    if args.subset < 1:
+        train = dataset.random_subset(*train, args.subset, args.seed)
+    return train, test
+
+
+# ---------------------------------------------------------------------------- nets
+def init_net(config, seed, device):
+    """A fresh net whose initial weights depend on the config and seed only, so the small net
+    and the distilled student of one seed start from identical weights."""
+    torch.manual_seed(seed)
+    return MLP(**config).to(device)
+
+
+def load_net(path, device):
+    """A net from a checkpoint written by these scripts (weights only, no pickled code)."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no checkpoint at {path!r}; train one with train.py or pass its path")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        config, state = checkpoint["config"], checkpoint["state_dict"]
+    except Exception as e:
+        raise UsageError(f"{path!r} is not a readable checkpoint ({type(e).__name__}); "
+                         "it may be truncated or not from these scripts: retrain it") from None
+    try:
+        net = MLP(**config)
+        net.load_state_dict(state)
+    except Exception as e:
+        raise UsageError(f"{path!r} holds weights that do not fit its recorded architecture "
+                         f"({type(e).__name__}); retrain it") from None
+    if net.in_features != dataset.SIDE ** 2 or net.classes != 10:
+        raise UsageError(f"{path!r} is a {describe(net.config())} net, not an MNIST classifier "
+                         "(784 inputs, 10 classes)")
+    return net.to(device).eval()
+
+
+@torch.no_grad()
+def logits_of(net, images, chunk=10000):
+    net.eval()
+    return torch.cat([net(images[i:i + chunk]) for i in range(0, len(images), chunk)])
+
+
+def evaluate(net, images, labels):
+    """(errors, per-class errors as 10 ints, predictions)."""
+    predictions = logits_of(net, images).argmax(1)
+    wrong = labels[predictions != labels]
+    per_class = torch.bincount(wrong, minlength=10).tolist()
+    return sum(per_class), per_class, predictions
+
+
+# ---------------------------------------------------------------------------- training loop
+def make_optimizer(net, params, lr):
+    momentum = tp.momentum_at(params, 0)
+    return torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, nesterov=params.nesterov,
+                           dampening=momentum if params.dampening else 0.0)
+
+
+def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0, max_steps=None):
+    """Train `net` for `epochs`; train_set = [images, labels, extra or None].
+
+    `batch_loss(net, images, labels, extra)` gives the loss of one batch. Returns the history.
+    One progress line per epoch; the test set is evaluated after each epoch."""
+    optimizer = make_optimizer(net, params, lr)
+    generator = torch.Generator().manual_seed(seed)
+    n, bs = len(train_set[1]), params.batch_size
+    steps = math.ceil(n / bs) if max_steps is None else min(max_steps, math.ceil(n / bs))
+    history, train_s, started = [], 0.0, time.perf_counter()
+    for epoch in range(epochs):
+        tick = time.perf_counter()
+        net.train()
+        momentum = tp.momentum_at(params, epoch)
+        for group in optimizer.param_groups:
+            group["momentum"] = momentum
+            group["dampening"] = momentum if params.dampening else 0.0
+        images, labels, extra = dataset.shuffled(train_set, generator)
+        images = dataset.jitter(images, jitter, generator)
+        total = torch.zeros((), device=labels.device)
+        for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
+            if step == steps:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = tp.lr_at(params, lr, epoch, step, steps, epochs)
+            loss = batch_loss(net, x, y, e)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            net.apply_max_norm()
+            total += loss.detach() * len(y)  # stays on the device: no sync per step
+        mean_loss = total.item() / min(n, steps * bs)
+        train_s += time.perf_counter() - tick
+        if not math.isfinite(mean_loss):
+            raise Diverged(f"training loss became {mean_loss} in epoch {epoch + 1}; "
+                           "lower --lr")
+        errors, _, _ = evaluate(net, *test_set)
+        seen = (epoch + 1) * min(n, steps * bs)
+        elapsed = time.perf_counter() - started
+        eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
+        history.append({"epoch": epoch + 1, "loss": mean_loss, "test_errors": errors})
+        print(f"epoch {epoch + 1:4d}/{epochs} | loss {mean_loss:.4f} | test errors {errors:5d} "
+              f"({100 * errors / len(test_set[1]):.2f}%) | {seen / train_s:7.0f} samples/s | "
+              f"ETA {format_seconds(eta)}", flush=True)
+    return history, {"train_s": train_s, "samples_per_s": seen / train_s if epochs else 0.0}
+
+
+def hard_label_loss(net, images, labels, _extra):
+    return F.cross_entropy(net(images), labels)
+
+
+def format_seconds(s):
+    s = int(round(s))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# ---------------------------------------------------------------------------- results
+def run_record(args, params, role, net, test_set, history, timing, wall_s, device, **extra):
+    errors, per_class, _ = evaluate(net, *test_set)
+    return {"model": role, "architecture": describe(net.config()), "config": net.config(),
+            "test_errors": errors, "per_class_errors": per_class, "test_count": len(test_set[1]),
+            "epochs": len(history), "seed": args.seed, "params": tp.as_dict(params),
+            "subset": args.subset, "omit": args.omit, "only": args.only,
+            "samples_per_s": round(timing["samples_per_s"], 1),
+            "train_s": round(timing["train_s"], 2), "wall_s": round(wall_s, 2),
+            "device": str(device), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "command": " ".join(sys.argv), **extra,
+            "history": history}
+
+
+def save_run(out, net, record):
+    """Write OUT.pt and OUT.json; each goes to a temporary file first, then is renamed."""
+    checkpoint = {"state_dict": net.state_dict(), "config": net.config(),
+                  "model": record["model"], "test_errors": record["test_errors"]}
+    json_path = os.path.splitext(out)[0] + ".json"
+    write_atomic(out, lambda f: torch.save(checkpoint, f))
+    write_atomic(json_path, lambda f: f.write(json.dumps(record, indent=1).encode()))
+    return json_path
+
+
+def write_atomic(path, write):
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def print_summary(rows):
+    """rows: list of (name, errors or None, test_count, note)."""
+    print(f"\n{'model':<34} {'test errors':>11} {'error %':>8}  note")
+    for name, errors, count, note in rows:
+        shown = ("-", "-") if errors is None else (errors, f"{100 * errors / count:.2f}")
+        print(f"{name:<34} {shown[0]:>11} {shown[1]:>8}  {note}")
+
+
+def report_errors(main):
+    """Run main(argv); bad input and divergence become one line on stderr, no traceback."""
+    def wrapped(argv=None):
+        prog = os.path.basename(sys.argv[0]) if argv is None else "script"
+        try:
+            return main(argv)
+        except UsageError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except Diverged as e:
+            print(f"{prog}: diverged: {e}", file=sys.stderr)
+            sys.exit(3)
+    return wrapped
+
+
+# ---------------------------------------------------------------------------- main
+@report_errors
+def main(argv=None):
+    parser = make_parser(__doc__)
+    parser.add_argument("--model", choices=["teacher", "small"], default="teacher")
+    args = parser.parse_args(argv)
+    role = args.model
+    params = tp.params_from_args(args, "teacher_epochs" if role == "teacher" else "epochs")
+    check_common(args, params)
+    device = resolve_device(args.device)
+    config = net_config(args, params, role)
+    out = args.out or default_out(role, config)
+    check_writable(out)
+    epochs = 1 if args.dry_run else (params.teacher_epochs if role == "teacher" else params.epochs)
+    jitter = params.jitter if role == "teacher" and args.jitter is None else (args.jitter or 0)
+
+    started = time.perf_counter()
+    train_set, test_set = load_data(args, device)
+    net = init_net(config, args.seed, device)
+    print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
+          f"{epochs} epochs, {type(params).__name__}, jitter {jitter}, seed {args.seed}")
+    history, timing = fit(net, [*train_set, None], test_set, params, epochs, params.lr, args.seed,
+                          hard_label_loss, jitter, max_steps=10 if args.dry_run else None)
+    record = run_record(args, params, role, net, test_set, history, timing,
+                        time.perf_counter() - started, device, jitter=jitter)
+    if args.dry_run:
+        print("dry run: nothing written")
+    else:
+        print(f"wrote {out} and {save_run(out, net, record)}")
+    print_summary([(f"{role} {record['architecture']}", record["test_errors"],
+                    record["test_count"], f"{epochs} epochs, {timing['samples_per_s']:.0f} samples/s")])
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Training recipes: `PaperParams` (the paper's full recipe) and `LocalParams` (a CPU demo).
+
+Every field can be overridden from the command line of each script (`--field-name value`).
+The common flags `--epochs` and `--lr` always mean "of this run": for the teacher they set
+`teacher_epochs`, for a distilled student `distill_lr`.
+"""
+import math
+from dataclasses import dataclass, fields, asdict
+
+
+@dataclass
+class PaperParams:
+    """Hinton et al. (2012) / Srivastava et al. (2014) dropout recipe, as used for the teacher.
+
+    The distillation paper does not give the student's optimizer, epochs or hard/soft weighting;
+    we reuse the teacher's optimizer for the students (see README)."""
+    epochs: int = 3000              # small net and distilled student
+    teacher_epochs: int = 3000
+    batch_size: int = 100
+    lr: float = 10.0                # at epoch e: lr * lr_decay**e
+    distill_lr: float = 10.0
+    lr_schedule: str = "exp"        # "exp" (per epoch) or "cosine" (per step, to 0)
+    lr_decay: float = 0.998
+    momentum: float = 0.99          # reached after momentum_ramp_epochs
+    momentum_start: float = 0.5     # rises linearly to `momentum`
+    momentum_ramp_epochs: int = 500
+    dampening: bool = True          # v <- p v - (1 - p) lr g, as in the 2012 code
+    nesterov: bool = False
+    init_std: float = 0.01          # weights ~ N(0, init_std); 0 = PyTorch's default init
+    standardize: bool = False       # raw pixels in [0, 1], as in 2012
+    dropout_input: float = 0.2      # teacher only
+    dropout_hidden: float = 0.5     # teacher only
+    max_norm: float = math.sqrt(15.0)  # bound 15 on each unit's squared incoming length
+    jitter: int = 2                 # teacher only: random shifts of up to this many pixels
+    T: float = 20.0
+    alpha: float = 0.9              # weight of the soft (distillation) term
+
+
+@dataclass
+class LocalParams(PaperParams):
+    """A demo for 2 CPU cores: the calibration recipe of ../shared/PAPER.md (Nesterov SGD,
+    cosine decay, standardized inputs). The small net and the student take ~3 min each."""
+    epochs: int = 30
+    teacher_epochs: int = 150       # ~30 min on 2 cores; the repo ships the result
+    lr: float = 0.03
+    distill_lr: float = 0.01        # T * (q_s - q_t) gradients diverge at 0.03 with T = 20
+    lr_schedule: str = "cosine"
+    momentum: float = 0.9
+    momentum_start: float = 0.9
+    momentum_ramp_epochs: int = 0
+    dampening: bool = False
+    nesterov: bool = True
+    init_std: float = 0.0
+    standardize: bool = True
+    max_norm: float = 3.5
+
+
+PARAMS = {"local": LocalParams, "paper": PaperParams}
+RUN_FLAGS = {"epochs", "lr"}   # common flags that set the field of the run's role
+ROLE_FIELDS = {"teacher_epochs", "distill_lr"}
+DISTILL_FIELDS = {"T", "alpha"}  # flags of distillation.py only
+
+
+def add_param_flags(parser):
+    """One `--field-name` flag per field (default None = keep the recipe's value)."""
+    group = parser.add_argument_group("recipe fields (override --params)")
+    for f in fields(PaperParams):
+        if f.name in RUN_FLAGS | ROLE_FIELDS | DISTILL_FIELDS:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            group.add_argument(flag, type=parse_bool, default=None, metavar="{0,1}")
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
+            group.add_argument(flag, type=kind, default=None)
+
+
+def parse_bool(text):
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(text)
+
+
+def params_from_args(args, epochs_field="epochs", lr_field="lr"):
+    """The chosen recipe with every explicitly given flag applied."""
+    params = PARAMS[args.params]()
+    for f in fields(params):
+        value = getattr(args, f.name, None)
+        if value is not None and f.name not in RUN_FLAGS:
+            setattr(params, f.name, value)
+    if args.epochs is not None:
+        setattr(params, epochs_field, args.epochs)
+    if args.lr is not None:
+        setattr(params, lr_field, args.lr)
+    return params
+
+
+def check_params(p):
+    """Return a one-line problem with the recipe, or None."""
+    positive = ["epochs", "teacher_epochs", "batch_size", "lr", "distill_lr", "lr_decay"]
+    for name in positive:
+        value = getattr(p, name)
+        if not (math.isfinite(value) and value > 0):
+            return f"--{name.replace('_', '-')} must be a positive number, got {value}"
+    for name in ["momentum", "momentum_start"]:
+        if not 0 <= getattr(p, name) < 1:
+            return f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(p, name)}"
+    for name in ["dropout_input", "dropout_hidden"]:
+        if not 0 <= getattr(p, name) < 1:
+            return f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(p, name)}"
+    if p.lr_schedule not in ("exp", "cosine"):
+        return f"--lr-schedule must be 'exp' or 'cosine', got {p.lr_schedule!r}"
+    if p.momentum_ramp_epochs < 0 or p.jitter < 0 or p.init_std < 0 or p.max_norm < 0:
+        return "--momentum-ramp-epochs, --jitter, --init-std and --max-norm must be >= 0"
+    if p.nesterov and p.dampening:
+        return "--nesterov 1 needs --dampening 0 (PyTorch's SGD allows no damped Nesterov)"
+    if not (math.isfinite(p.T) and p.T > 0):
+        return f"--T must be a positive finite temperature, got {p.T}"
+    if not 0 <= p.alpha <= 1:
+        return f"--alpha must be in [0, 1], got {p.alpha}"
+    return None
+
+
+def lr_at(p, lr, epoch, step, steps_per_epoch, epochs):
+    """Learning rate of one optimizer step."""
+    if p.lr_schedule == "exp":
+        return lr * p.lr_decay ** epoch
+    progress = (epoch + step / steps_per_epoch) / epochs
+    return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def momentum_at(p, epoch):
+    if p.momentum_ramp_epochs == 0:
+        return p.momentum
+    ramp = min(1.0, epoch / p.momentum_ramp_epochs)
+    return p.momentum_start + ramp * (p.momentum - p.momentum_start)
+
+
+def as_dict(p):
+    return {"name": type(p).__name__, **asdict(p)}
