@@ -97,23 +97,26 @@ def params_from_args(args, epochs_field="epochs", lr_field="lr"):
     return params
 
 
+def flag(name):
+    """The command-line flag that sets a field (role fields are set by --epochs / --lr)."""
+    return {"teacher_epochs": "--epochs", "distill_lr": "--lr"}.get(name, "--" + name.replace("_", "-"))
+
+
 def check_params(p):
     """Return a one-line problem with the recipe, or None."""
     positive = ["epochs", "teacher_epochs", "batch_size", "lr", "distill_lr", "lr_decay"]
     for name in positive:
         value = getattr(p, name)
         if not (math.isfinite(value) and value > 0):
-            return f"--{name.replace('_', '-')} must be a positive number, got {value}"
-    for name in ["momentum", "momentum_start"]:
+            return f"{flag(name)} must be a positive number, got {value}"
+    for name in ["momentum", "momentum_start", "dropout_input", "dropout_hidden"]:
         if not 0 <= getattr(p, name) < 1:
-            return f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(p, name)}"
-    for name in ["dropout_input", "dropout_hidden"]:
-        if not 0 <= getattr(p, name) < 1:
-            return f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(p, name)}"
+            return f"{flag(name)} must be in [0, 1), got {getattr(p, name)}"
     if p.lr_schedule not in ("exp", "cosine"):
         return f"--lr-schedule must be 'exp' or 'cosine', got {p.lr_schedule!r}"
-    if p.momentum_ramp_epochs < 0 or p.jitter < 0 or p.init_std < 0 or p.max_norm < 0:
-        return "--momentum-ramp-epochs, --jitter, --init-std and --max-norm must be >= 0"
+    for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm"]:
+        if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
+            return f"{flag(name)} must be a finite number >= 0, got {getattr(p, name)}"
     if p.nesterov and p.dampening:
         return "--nesterov 1 needs --dampening 0 (PyTorch's SGD allows no damped Nesterov)"
     if not (math.isfinite(p.T) and p.T > 0):

@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny synthetic MNIST written as real IDX files, and the real data path."""
+import os
+import struct
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+REAL_MNIST = os.path.join(ROOT, "..", "shared", "data", "mnist")
+
+torch.set_num_threads(2)
+
+
+def write_idx(path, array):
+    """IDX as in LeCun's spec: 0, 0, type 0x08 (ubyte), ndim; big-endian int32 dims; bytes."""
+    with open(path, "wb") as f:
+        f.write(struct.pack(">BBBB", 0, 0, 8, array.ndim))
+        f.write(struct.pack(f">{array.ndim}I", *array.shape))
+        f.write(array.astype(np.uint8).tobytes())
+
+
+def synthetic_digits(n, seed):
+    """Class c lights a 6x6 block at its own place, plus noise: easy to learn, not trivial."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(n, 28, 28))
+    for i, c in enumerate(labels):
+        r, col = 4 + 6 * (c // 4), 4 + 6 * (c % 4)
+        images[i, r:r + 6, col:col + 6] = 255
+    return images, labels
+
+
+def write_mnist(root, n_train=400, n_test=100):
+    raw = os.path.join(root, "MNIST", "raw")
+    os.makedirs(raw, exist_ok=True)
+    for split, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = synthetic_digits(n, seed)
+        write_idx(os.path.join(raw, f"{split}-images-idx3-ubyte"), images)
+        write_idx(os.path.join(raw, f"{split}-labels-idx1-ubyte"), labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory):
+    return write_mnist(str(tmp_path_factory.mktemp("tiny_mnist")))

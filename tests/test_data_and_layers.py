@@ -1,0 +1,146 @@
+"""Dataset helpers and the MLP, each checked against an independent numpy reference."""
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+import dataset
+import train
+import training_params as tp
+from layers import MLP
+
+
+def shifted(image, dy, dx):
+    """numpy reference: out[r, c] = image[r - dy, c - dx], zero outside."""
+    out = np.zeros_like(image)
+    src = image[max(0, -dy):28 - max(0, dy), max(0, -dx):28 - max(0, dx)]
+    out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+    return out
+
+
+def test_jitter_is_a_shift_of_at_most_two_pixels():
+    images = torch.rand(500, 784)
+    out = dataset.jitter(images, 2, torch.Generator().manual_seed(0)).numpy().reshape(-1, 28, 28)
+    seen = set()
+    for image, result in zip(images.numpy().reshape(-1, 28, 28), out):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if np.array_equal(result, shifted(image, dy, dx))]
+        assert len(matches) == 1, "each output is exactly one shift of its input"
+        seen.add(matches[0])
+    assert len(seen) == 25, "all 25 shifts occur"
+    assert (0, 0) in seen and (2, -2) in seen
+
+
+def test_jitter_zero_is_identity_and_seeded():
+    images = torch.rand(50, 784)
+    assert dataset.jitter(images, 0, torch.Generator()) is images
+    a = dataset.jitter(images, 2, torch.Generator().manual_seed(5))
+    b = dataset.jitter(images, 2, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_class_filter_removes_exactly_the_right_examples():
+    labels = torch.tensor([3, 0, 3, 7, 8, 9, 3, 1])
+    images = torch.arange(8.).unsqueeze(1).repeat(1, 784)
+    kept_images, kept = dataset.filter_classes(images, labels, omit=[3])
+    assert kept.tolist() == [0, 7, 8, 9, 1]
+    assert kept_images[:, 0].tolist() == [1, 3, 4, 5, 7]   # the same rows, in order
+    kept_images, kept = dataset.filter_classes(images, labels, only=[7, 8])
+    assert kept.tolist() == [7, 8] and kept_images[:, 0].tolist() == [3, 4]
+    assert dataset.filter_classes(images, labels, omit=[3, 0, 7])[1].tolist() == [8, 9, 1]
+    assert dataset.filter_classes(images, labels)[1].tolist() == labels.tolist()
+
+
+def test_random_subset_is_seeded_and_a_subset():
+    labels = torch.arange(1000)
+    images = labels.float().unsqueeze(1).repeat(1, 784)
+    x, y = dataset.random_subset(images, labels, 0.03, seed=4)
+    assert len(y) == 30 and len(set(y.tolist())) == 30
+    assert torch.equal(x[:, 0].long(), y)
+    assert torch.equal(y, dataset.random_subset(images, labels, 0.03, seed=4)[1])
+    assert not torch.equal(y, dataset.random_subset(images, labels, 0.03, seed=5)[1])
+
+
+def test_batches_cover_every_example_once_in_shuffled_order():
+    labels = torch.arange(250)
+    x, y, none = dataset.shuffled([labels.float(), labels, None], torch.Generator().manual_seed(0))
+    assert none is None and torch.equal(x.long(), y) and not torch.equal(y, labels)
+    sizes = [len(b[1]) for b in dataset.batches([x, y, None], 100)]
+    assert sizes == [100, 100, 50]
+    assert sorted(torch.cat([b[1] for b in dataset.batches([x, y], 100)]).tolist()) == list(range(250))
+
+
+def test_load_mnist_reads_idx_files(tiny_mnist):
+    from conftest import synthetic_digits
+    images, labels = dataset.load_mnist(tiny_mnist, train=True)
+    expected_images, expected_labels = synthetic_digits(400, 0)
+    assert images.shape == (400, 784) and images.dtype == torch.float32
+    assert labels.tolist() == expected_labels.tolist()
+    assert torch.equal(images, torch.tensor(expected_images.reshape(400, 784) / 255.0, dtype=torch.float32))
+
+
+def test_max_norm_holds_after_a_step():
+    torch.manual_seed(0)
+    net = MLP(hidden=[50, 40], in_features=784)
+    optimizer = torch.optim.SGD(net.parameters(), lr=10.0)
+    loss = torch.nn.functional.cross_entropy(net(torch.rand(64, 784)), torch.randint(0, 10, (64,)))
+    loss.backward()
+    optimizer.step()
+    before = [layer.weight.clone() for layer in net.layers]
+    bound = before[1].norm(dim=1).median().item()      # half the units of layer 2 break it
+    net.max_norm = bound
+    net.apply_max_norm()
+    for layer, old in zip(net.layers[:-1], before[:-1]):
+        assert layer.weight.norm(dim=1).max().item() <= bound * (1 + 1e-5)
+        inside = old.norm(dim=1) <= bound              # units inside the ball are untouched,
+        assert torch.equal(layer.weight[inside], old[inside])
+        scale = layer.weight[~inside] / old[~inside]    # the others rescaled onto it, not clipped
+        expected = (bound / old[~inside].norm(dim=1, keepdim=True)).expand_as(scale)
+        assert torch.allclose(scale, expected, rtol=1e-4)
+    assert 15 <= int((before[1].norm(dim=1) > bound).sum()) <= 25
+    assert torch.equal(net.layers[2].weight, before[2])   # the output layer is unconstrained
+
+
+def test_mlp_config_rebuilds_the_same_net_and_init_std():
+    net = MLP(hidden=[30, 20, 10], dropout_input=0.2, dropout_hidden=0.5, max_norm=3, init_std=0.01)
+    assert MLP(**net.config()).config() == net.config()
+    assert [l.out_features for l in net.layers] == [30, 20, 10, 10]
+    assert abs(net.layers[0].weight.std().item() - 0.01) < 0.001
+    assert net.layers[0].bias.abs().max().item() == 0
+
+
+def test_dropout_only_in_training_and_input_is_standardized():
+    net = MLP(hidden=[20, 20], dropout_input=0.5, dropout_hidden=0.5).eval()
+    x = torch.rand(4, 784)
+    assert torch.equal(net(x), net(x))
+    plain = MLP(hidden=[20, 20], standardize=False)
+    plain.load_state_dict(net.state_dict())
+    assert torch.allclose(net(x), plain.eval()(((x - 0.1307) / 0.3081)), atol=1e-6)
+    net.train()
+    assert not torch.equal(net(x), net(x))
+
+
+def test_small_net_and_student_start_from_identical_weights():
+    args = argparse.Namespace(hidden=[800], dropout_input=None, dropout_hidden=None, max_norm=None)
+    params = tp.LocalParams()
+    small = train.init_net(train.net_config(args, params, "small"), 7, "cpu")
+    student = train.init_net(train.net_config(args, params, "student"), 7, "cpu")
+    other = train.init_net(train.net_config(args, params, "student"), 8, "cpu")
+    for a, b, c in zip(small.state_dict().values(), student.state_dict().values(),
+                       other.state_dict().values()):
+        assert torch.equal(a, b) and not torch.equal(a, c)
+    assert small.config() == student.config() and small.dropout_input == 0 and small.max_norm == 0
+
+
+@pytest.mark.parametrize("name", ["local", "paper"])
+def test_schedules(name):
+    p = tp.PARAMS[name]()
+    assert tp.lr_at(p, 1.0, 0, 0, 10, p.epochs) == 1.0
+    if name == "paper":
+        assert abs(tp.lr_at(p, 10.0, 100, 5, 600, 3000) - 10 * 0.998 ** 100) < 1e-12
+        assert tp.momentum_at(p, 0) == 0.5 and tp.momentum_at(p, 250) == pytest.approx(0.745)
+        assert tp.momentum_at(p, 500) == tp.momentum_at(p, 2999) == 0.99
+    else:
+        assert tp.lr_at(p, 1.0, p.epochs // 2, 0, 10, p.epochs) == pytest.approx(0.5)
+        assert tp.lr_at(p, 1.0, p.epochs - 1, 10, 10, p.epochs) == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,218 @@
+"""Each script end to end on a tiny synthetic IDX dataset, and every bad input of the core."""
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import distillation
+import train
+from conftest import ROOT, write_mnist
+
+REQUIRED = {"test_errors", "per_class_errors", "test_count", "epochs", "seed", "params",
+            "samples_per_s", "wall_s", "config", "history"}
+FAST = ["--epochs", "3", "--hidden", "32", "--batch-size", "50"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_mnist, tmp_path_factory):
+    """A tiny teacher and small net, trained once by the real scripts."""
+    out = tmp_path_factory.mktemp("models")
+    teacher = str(out / "teacher.pt")
+    small = str(out / "small.pt")
+    record_t = train.main(["--model", "teacher", "--data-dir", tiny_mnist, "--out", teacher,
+                           "--epochs", "4", "--hidden", "64", "--batch-size", "50"])
+    record_s = train.main(["--model", "small", "--data-dir", tiny_mnist, "--out", small, *FAST])
+    return {"teacher": teacher, "small": small, "teacher_record": record_t, "small_record": record_s,
+            "data": tiny_mnist, "dir": out}
+
+
+def read_json(pt_path):
+    with open(pt_path[:-3] + ".json") as f:
+        return json.load(f)
+
+
+def test_train_writes_checkpoint_and_results_that_agree(trained):
+    for kind in ("teacher", "small"):
+        record = read_json(trained[kind])
+        assert REQUIRED <= set(record)
+        assert record["test_count"] == 100 and record["epochs"] == len(record["history"])
+        assert len(record["per_class_errors"]) == 10
+        assert sum(record["per_class_errors"]) == record["test_errors"]
+        assert record["test_errors"] < 20, "the synthetic digits are easy"
+        net = train.load_net(trained[kind], "cpu")        # weights_only load, rebuilt from config
+        import dataset
+        errors, per_class, _ = train.evaluate(net, *dataset.load_mnist(trained["data"], False))
+        assert (errors, per_class) == (record["test_errors"], record["per_class_errors"])
+    teacher = read_json(trained["teacher"])
+    assert teacher["config"]["dropout_input"] == 0.2 and teacher["jitter"] == 2
+    assert teacher["config"]["max_norm"] == 3.5 and teacher["params"]["name"] == "LocalParams"
+    small = read_json(trained["small"])
+    assert small["config"]["dropout_input"] == 0 and small["jitter"] == 0
+    assert small["config"]["hidden"] == [32, 32] and small["params"]["batch_size"] == 50
+
+
+def test_same_seed_gives_identical_results(trained, tmp_path):
+    again = train.main(["--model", "small", "--data-dir", trained["data"],
+                        "--out", str(tmp_path / "again.pt"), *FAST])
+    assert again["history"] == read_json(trained["small"])["history"]
+    a = torch.load(trained["small"], weights_only=True)["state_dict"]
+    b = torch.load(str(tmp_path / "again.pt"), weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_distillation_end_to_end_with_sweep(trained, tmp_path, capsys):
+    out = str(tmp_path / "student.pt")
+    records = distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"],
+                                 "--baseline", trained["small"][:-3] + ".json", "--out", out,
+                                 "--T", "1", "4", *FAST])
+    printed = capsys.readouterr().out
+    assert [r["T"] for r in records] == [1.0, 4.0]
+    for T in ("1", "4"):
+        record = read_json(str(tmp_path / f"student_T{T}.pt"))
+        assert REQUIRED <= set(record) and record["alpha"] == 0.9 and record["T"] == float(T)
+        assert record["teacher_test_errors"] == trained["teacher_record"]["test_errors"]
+        assert record["config"]["dropout_input"] == 0 and record["params"]["distill_lr"] == 0.01
+    # the summary puts the teacher, the small net (from its JSON) and both students side by side
+    summary = printed[printed.index("\nmodel "):].strip()
+    assert f"{trained['small_record']['test_errors']:>11}" in summary.splitlines()[2] and "small" in summary.splitlines()[2]
+    assert "T=1" in summary and "T=4" in summary and printed.count("epoch    3/3") == 2
+
+
+def test_distillation_with_a_jittered_transfer_set_and_soft_targets_only(trained, tmp_path):
+    [record] = distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"],
+                                  "--out", str(tmp_path / "s.pt"), "--jitter", "2",
+                                  "--alpha", "1", "--lr", "0.02", "--T", "20", *FAST])
+    assert record["jitter"] == 2 and record["alpha"] == 1 and record["params"]["distill_lr"] == 0.02
+    assert math.isfinite(record["history"][-1]["loss"])
+
+
+def test_scripts_run_from_the_command_line(trained, tmp_path):
+    out = str(tmp_path / "cli.pt")
+    done = subprocess.run([sys.executable, "distillation.py", "--data-dir", trained["data"],
+                           "--teacher", trained["teacher"], "--out", out, "--T", "20", *FAST],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "distilled 784-32-32-10 T=20" in done.stdout and os.path.exists(out)
+    help_text = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60).stdout
+    for flag in ("--epochs", "--lr", "--seed", "--device", "--subset", "--out", "--max-norm"):
+        assert flag in help_text
+
+
+def test_dry_run_writes_nothing(trained, tmp_path):
+    record = train.main(["--model", "small", "--data-dir", trained["data"], "--dry-run",
+                         "--out", str(tmp_path / "dry.pt"), "--hidden", "16"])
+    assert record["epochs"] == 1 and os.listdir(tmp_path) == []
+
+
+def expect_bad_input(capsys, main, argv, *words, out=None):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    if out is not None:
+        assert not os.path.exists(out) and not os.path.exists(out[:-3] + ".json")
+    return err
+
+
+BAD_DISTILL = [
+    (["--T", "0"], "--T"), (["--T", "-2"], "--T"), (["--T", "nan"], "--T"), (["--T", "inf"], "--T"),
+    (["--T", "20", "0"], "--T"), (["--alpha", "1.5"], "--alpha"), (["--alpha", "-0.1"], "--alpha"),
+    (["--hidden", "0"], "--hidden"), (["--hidden", "800", "-1"], "--hidden"),
+    (["--subset", "0"], "--subset"), (["--subset", "1.5"], "--subset"), (["--subset", "nan"], "--subset"),
+    (["--omit", "10"], "class 10"), (["--only", "-1"], "class -1"),
+    (["--omit", *map(str, range(10))], "all ten"), (["--omit", "3", "--only", "7"], "not allowed"),
+    (["--epochs", "0"], "--epochs"), (["--lr", "-1"], "--lr"), (["--batch-size", "0"], "--batch-size"),
+    (["--device", "tpu"], "--device"), (["--params", "huge"], "--params"), (["--T", "warm"], "--T"),
+]
+
+
+@pytest.mark.parametrize("argv,word", BAD_DISTILL)
+def test_bad_distillation_input(trained, tmp_path, capsys, argv, word):
+    out = str(tmp_path / "x.pt")
+    expect_bad_input(capsys, distillation.main, ["--data-dir", trained["data"], "--teacher",
+                                                 trained["teacher"], "--out", out, *argv],
+                     word, out=out)
+
+
+@pytest.mark.parametrize("argv,word", [(["--hidden", "0"], "--hidden"), (["--model", "big"], "--model"),
+                                       (["--omit", "12"], "class 12"), (["--jitter", "-1"], "--jitter"),
+                                       (["--dropout-input", "1"], "--dropout-input"),
+                                       (["--max-norm", "nan"], "--max-norm")])
+def test_bad_train_input(trained, tmp_path, capsys, argv, word):
+    out = str(tmp_path / "x.pt")
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--out", out, *argv],
+                     word, out=out)
+
+
+def broken_teachers(trained, folder):
+    """(path, word expected in the message) for each kind of unusable teacher checkpoint."""
+    good = open(trained["teacher"], "rb").read()
+    cases = {"missing.pt": None, "truncated.pt": good[:len(good) // 2],
+             "garbage.pt": os.urandom(2000), "text.pt": b"hello, not a checkpoint"}
+    ckpt = torch.load(trained["teacher"], weights_only=True)
+    mismatched = dict(ckpt, config=dict(ckpt["config"], hidden=[1200, 1200]))
+    other_task = {"state_dict": train.MLP(hidden=[8], in_features=100).state_dict(),
+                  "config": train.MLP(hidden=[8], in_features=100).config()}
+    paths = []
+    for name, content in cases.items():
+        if content is not None:
+            (folder / name).write_bytes(content)
+        paths.append((str(folder / name), "missing" if content is None else "not a readable"))
+    for name, obj, word in (("mismatch.pt", mismatched, "do not fit"),
+                            ("other.pt", other_task, "not an MNIST")):
+        torch.save(obj, str(folder / name))
+        paths.append((str(folder / name), word))
+    return paths
+
+
+def test_unusable_teacher_checkpoints(trained, tmp_path, capsys):
+    out = str(tmp_path / "x.pt")
+    for path, word in broken_teachers(trained, tmp_path):
+        err = expect_bad_input(capsys, distillation.main, ["--data-dir", trained["data"],
+                                                           "--teacher", path, "--out", out], out=out)
+        assert path in err and (word in err or (word == "missing" and "no checkpoint" in err)), err
+
+
+def test_mnist_absent_without_network(tmp_path, capsys, monkeypatch):
+    def offline(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    out = str(tmp_path / "x.pt")
+    err = expect_bad_input(capsys, train.main, ["--data-dir", str(tmp_path / "nodata"),
+                                                "--out", out, "--model", "small"], "MNIST", out=out)
+    assert "--data-dir" in err
+
+
+def test_corrupt_mnist_files(tmp_path, capsys):
+    root = write_mnist(str(tmp_path / "bad"), 50, 20)
+    path = os.path.join(root, "MNIST", "raw", "train-images-idx3-ubyte")
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+    expect_bad_input(capsys, train.main, ["--data-dir", root, "--out", str(tmp_path / "x.pt")], "MNIST")
+
+
+def test_cuda_without_gpu_and_unwritable_output(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--device", "cuda",
+                                          "--out", str(tmp_path / "x.pt")], "no CUDA GPU")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"],
+                                          "--out", str(blocker / "x.pt")], "output folder")
+
+
+def test_bad_input_from_the_command_line_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "distillation.py", "--T", "-1", "--out",
+                           str(tmp_path / "x.pt")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--T" in done.stderr
+    assert os.listdir(tmp_path) == []
