@@ -49,7 +49,7 @@ def distill(student, teacher, train_set, test_set, params, T, alpha, seed, jitte
             max_steps=None):
     """Train `student` on the teacher's soft targets at temperature T; returns fit's output."""
     images, labels = train_set
-    teacher.eval()
+    teacher.eval().requires_grad_(False)
     cached = None if jitter else train.logits_of(teacher, images)
     loss = soft_target_loss(T, alpha, teacher if jitter else None)
     epochs = 1 if max_steps else params.epochs
@@ -62,7 +62,7 @@ def make_distill_parser(doc):
     parser.add_argument("--T", type=float, nargs="+", metavar="T",
                         help="temperature(s); several run a sweep (default: the recipe's, 20)")
     parser.add_argument("--alpha", type=float, help="weight of the soft term (default 0.9)")
-    parser.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher checkpoint")
+    parser.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher checkpoint (default: %(default)s)")
     parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
                         "with (default: models/small_model_W.json)")
     return parser

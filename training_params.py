@@ -61,21 +61,42 @@ ROLE_FIELDS = {"teacher_epochs", "distill_lr"}
 DISTILL_FIELDS = {"T", "alpha"}  # flags of distillation.py only
 
 
+HELP = {
+    "batch_size": "minibatch size",
+    "lr_schedule": "'exp': lr * lr_decay**epoch; 'cosine': per-step cosine decay to 0",
+    "lr_decay": "per-epoch factor of the 'exp' schedule",
+    "momentum": "SGD momentum (final value of the ramp)",
+    "momentum_start": "momentum at epoch 0, rising linearly to --momentum",
+    "momentum_ramp_epochs": "epochs of the momentum ramp (0 = constant momentum)",
+    "dampening": "1: v <- p v + (1 - p) g, the 2012 damped momentum",
+    "nesterov": "1: Nesterov momentum",
+    "init_std": "weights ~ N(0, std) and zero biases; 0 = PyTorch's default init",
+    "standardize": "1: the net standardizes its pixels with MNIST's mean and std",
+    "dropout_input": "input dropout (the teacher's; other nets only when given)",
+    "dropout_hidden": "hidden dropout (the teacher's; other nets only when given)",
+    "max_norm": "bound on each hidden unit's incoming weight norm, 0 = none (the teacher's; other nets only when given)",
+    "jitter": "random shifts of up to N px of the training (transfer) images "
+              "(the teacher's; other nets only when given)",
+}
+
+
 def add_param_flags(parser):
     """One `--field-name` flag per field (default None = keep the recipe's value)."""
-    group = parser.add_argument_group("recipe fields (override --params)")
+    group = parser.add_argument_group("recipe fields (default: the --params recipe's value)")
+    local, paper = LocalParams(), PaperParams()
     for f in fields(PaperParams):
         if f.name in RUN_FLAGS | ROLE_FIELDS | DISTILL_FIELDS:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            group.add_argument(flag, type=parse_bool, default=None, metavar="{0,1}")
-        else:
-            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            group.add_argument(flag, type=kind, default=None)
+        defaults = f"local {getattr(local, f.name):g}, paper {getattr(paper, f.name):g}" \
+            if f.type is not str else f"local {local.lr_schedule}, paper {paper.lr_schedule}"
+        kind = parse_bool if f.type is bool else f.type
+        group.add_argument(flag(f.name), type=kind, default=None,
+                           metavar="{0,1}" if f.type is bool else f.type.__name__.upper(),
+                           help=f"{HELP[f.name]} ({defaults})")
 
 
 def parse_bool(text):
+    """'1'/'0' (or true/false, yes/no) for the boolean fields."""
     if text.lower() in ("1", "true", "yes"):
         return True
     if text.lower() in ("0", "false", "no"):

@@ -216,3 +216,22 @@ def test_bad_input_from_the_command_line_is_one_line(tmp_path):
                           timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--T" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def count_teacher_forwards(trained, jitter):
+    import dataset
+    teacher = train.load_net(trained["teacher"], "cpu")
+    calls = []
+    teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    train_set = dataset.load_mnist(trained["data"], True)
+    student = train.init_net({"hidden": [16, 16]}, 0, "cpu")
+    params = distillation.tp.LocalParams(epochs=3, batch_size=100)
+    distillation.distill(student, teacher, train_set, dataset.load_mnist(trained["data"], False),
+                         params, 20.0, 0.9, 0, jitter)
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    return calls
+
+
+def test_teacher_logits_are_computed_once_unless_the_transfer_set_is_jittered(trained):
+    assert count_teacher_forwards(trained, jitter=0) == [400]           # once, all 400 images
+    assert count_teacher_forwards(trained, jitter=2) == [100] * 12      # every batch, 3 epochs
