@@ -107,7 +107,6 @@ def main(argv=None):
         train.check_writable(out)
     jitter = args.jitter or 0
     teacher = train.load_net(args.teacher, device)
-    started = time.perf_counter()
     train_set, test_set = train.load_data(args, device)
     teacher_errors, _, _ = train.evaluate(teacher, *test_set)
     baseline = args.baseline or os.path.join("models", os.path.basename(
@@ -118,6 +117,7 @@ def main(argv=None):
             (f"small {describe(config)}", baseline_errors, len(test_set[1]), baseline_note)]
     records = []
     for T, out in zip(temperatures, outs):
+        started = time.perf_counter()
         student = train.init_net(config, args.seed, device)
         print(f"student: {describe(student.config())} on {device}, T {T:g}, alpha "
               f"{params.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "

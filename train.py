@@ -306,6 +306,9 @@ def report_errors(main):
         except Diverged as e:
             print(f"{prog}: diverged: {e}", file=sys.stderr)
             sys.exit(3)
+        except KeyboardInterrupt:
+            print(f"\n{prog}: interrupted; the run in progress was not saved", file=sys.stderr)
+            sys.exit(130)
     return wrapped
 
 

@@ -235,3 +235,13 @@ def count_teacher_forwards(trained, jitter):
 def test_teacher_logits_are_computed_once_unless_the_transfer_set_is_jittered(trained):
     assert count_teacher_forwards(trained, jitter=0) == [400]           # once, all 400 images
     assert count_teacher_forwards(trained, jitter=2) == [100] * 12      # every batch, 3 epochs
+
+
+def test_divergence_stops_with_exit_3_and_writes_nothing(trained, tmp_path, capsys):
+    out = str(tmp_path / "x.pt")
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--model", "small", "--data-dir", trained["data"], "--out", out,
+                    "--lr", "1e30", *FAST])
+    err = capsys.readouterr().err
+    assert stop.value.code == 3 and "epoch 1" in err and len(err.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == []
