@@ -23,13 +23,16 @@ def load_mnist(root, train, device="cpu"):
         with contextlib.redirect_stdout(io.StringIO()):
             data = MNIST(root=root, train=train, download=True)
     except Exception as e:
+        reason = next(iter(str(e).splitlines()), "") or "unreadable IDX header"
         raise DataError(f"MNIST is not in {root!r} and could not be downloaded or read "
-                        f"({type(e).__name__}: {str(e).splitlines()[0]}); put the IDX files in "
+                        f"({type(e).__name__}: {reason}); put the IDX files in "
                         f"{root}/MNIST/raw or pass --data-dir") from None
-    images = data.data.reshape(len(data.data), SIDE * SIDE)
-    if images.dtype != torch.uint8 or len(images) != len(data.targets) or len(images) == 0:
-        raise DataError(f"MNIST files in {root!r} are malformed; delete them to re-download")
-    return (images.to(device).float().div_(255.0), data.targets.long().to(device))
+    images, labels = data.data, data.targets
+    if (images.dtype != torch.uint8 or tuple(images.shape[1:]) != (SIDE, SIDE) or len(images) == 0
+            or len(images) != len(labels) or labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"MNIST files in {root!r} are malformed (need 28x28 uint8 images and "
+                        "labels 0-9, as many of each); delete them to re-download")
+    return images.reshape(-1, SIDE * SIDE).to(device).float().div_(255.0), labels.long().to(device)
 
 
 def class_mask(labels, omit=(), only=()):

@@ -7,6 +7,7 @@ The student learns from the teacher's soft targets on the transfer set (the trai
 unjittered by default, so the teacher's logits are computed once) plus, with weight 1 - alpha,
 the hard labels. It starts from the same weights as `train.py --model small` of the same seed.
 """
+import dataclasses
 import json
 import os
 import time
@@ -45,13 +46,16 @@ def soft_target_loss(T, alpha, teacher=None):
     return batch_loss
 
 
-def distill(student, teacher, train_set, test_set, params, T, alpha, seed, jitter=0,
-            max_steps=None):
-    """Train `student` on the teacher's soft targets at temperature T; returns fit's output."""
+def distill(student, teacher, train_set, test_set, params, seed, jitter=0, max_steps=None,
+            teacher_logits=None):
+    """Train `student` on the teacher's soft targets at params.T with weight params.alpha;
+    returns fit's output. Pass `teacher_logits` of the transfer images to reuse them."""
     images, labels = train_set
     teacher.eval().requires_grad_(False)
-    cached = None if jitter else train.logits_of(teacher, images)
-    loss = soft_target_loss(T, alpha, teacher if jitter else None)
+    cached = None
+    if not jitter:
+        cached = train.logits_of(teacher, images) if teacher_logits is None else teacher_logits
+    loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
     epochs = 1 if max_steps else params.epochs
     return train.fit(student, [images, labels, cached], test_set, params, epochs,
                      params.distill_lr, seed, loss, jitter, max_steps)
@@ -69,16 +73,18 @@ def make_distill_parser(doc):
 
 
 def parse_distill_args(parser, argv):
-    """(args, params, temperatures), checked; the common --lr sets the recipe's distill_lr."""
+    """(args, one recipe per temperature), checked; the common --lr sets the distill_lr."""
     args = parser.parse_args(argv)
     params = tp.params_from_args(args, "epochs", "distill_lr")
     if args.alpha is not None:
         params.alpha = args.alpha
     temperatures = args.T or [params.T]
-    for T in temperatures:
-        params.T = T
-        train.check_common(args, params)
-    return args, params, temperatures
+    if len(set(f"{T:g}" for T in temperatures)) < len(temperatures):
+        raise train.UsageError(f"--T lists a temperature twice: {temperatures}")
+    runs = [dataclasses.replace(params, T=T) for T in temperatures]
+    for run in runs:
+        train.check_common(args, run)
+    return args, runs
 
 
 def read_baseline(path):
@@ -87,7 +93,7 @@ def read_baseline(path):
         with open(path) as f:
             record = json.load(f)
         return record["test_errors"], f"hard labels, {record['epochs']} epochs, seed {record['seed']}"
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None, f"no results at {path}: run train.py --model small --out {path[:-5]}.pt"
 
 
@@ -99,16 +105,17 @@ def out_path(args, config, T, sweep):
 
 @train.report_errors
 def main(argv=None):
-    args, params, temperatures = parse_distill_args(make_distill_parser(__doc__), argv)
+    args, runs = parse_distill_args(make_distill_parser(__doc__), argv)
     device = train.resolve_device(args.device)
-    config = train.net_config(args, params, "student")
-    outs = [out_path(args, config, T, len(temperatures) > 1) for T in temperatures]
+    config = train.net_config(args, runs[0], "student")
+    outs = [out_path(args, config, run.T, len(runs) > 1) for run in runs]
     for out in outs:
         train.check_writable(out)
     jitter = args.jitter or 0
     teacher = train.load_net(args.teacher, device)
     train_set, test_set = train.load_data(args, device)
     teacher_errors, _, _ = train.evaluate(teacher, *test_set)
+    teacher_logits = None if jitter else train.logits_of(teacher, train_set[0])
     baseline = args.baseline or os.path.join("models", os.path.basename(
         train.default_out("small", config)))[:-3] + ".json"
     baseline_errors, baseline_note = read_baseline(baseline)
@@ -116,23 +123,23 @@ def main(argv=None):
              args.teacher),
             (f"small {describe(config)}", baseline_errors, len(test_set[1]), baseline_note)]
     records = []
-    for T, out in zip(temperatures, outs):
+    for run, out in zip(runs, outs):
         started = time.perf_counter()
         student = train.init_net(config, args.seed, device)
-        print(f"student: {describe(student.config())} on {device}, T {T:g}, alpha "
-              f"{params.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
+        print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
+              f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
               f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
-        history, timing = distill(student, teacher, train_set, test_set, params, T, params.alpha,
-                                  args.seed, jitter, max_steps=10 if args.dry_run else None)
-        record = train.run_record(args, params, "student", student, test_set, history, timing,
-                                  time.perf_counter() - started, device, T=T, alpha=params.alpha,
-                                  jitter=jitter, teacher=args.teacher,
+        history, timing = distill(student, teacher, train_set, test_set, run, args.seed, jitter,
+                                  10 if args.dry_run else None, teacher_logits)
+        record = train.run_record(args, run, "student", student, len(train_set[1]), test_set,
+                                  history, timing, time.perf_counter() - started, device,
+                                  T=run.T, alpha=run.alpha, jitter=jitter, teacher=args.teacher,
                                   teacher_test_errors=teacher_errors)
         if not args.dry_run:
             print(f"wrote {out} and {train.save_run(out, student, record)}")
         records.append(record)
-        rows.append((f"distilled {record['architecture']} T={T:g}", record["test_errors"],
-                     record["test_count"], f"alpha {params.alpha:g}, {len(history)} epochs"))
+        rows.append((f"distilled {record['architecture']} T={run.T:g}", record["test_errors"],
+                     record["test_count"], f"alpha {run.alpha:g}, {len(history)} epochs"))
     train.print_summary(rows)
     return records
 

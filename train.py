@@ -68,6 +68,10 @@ def check_common(args, params):
     problem = tp.check_params(params)
     if problem:
         raise UsageError(problem)
+    if not 0 <= args.seed < 2 ** 32:
+        raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
+    if args.out is not None and not args.out.endswith(".pt"):
+        raise UsageError(f"--out must end in .pt, got {args.out!r}")
     if args.hidden is not None and min(args.hidden) < 1:
         raise UsageError(f"--hidden widths must be >= 1, got {args.hidden}")
     if not (math.isfinite(args.subset) and 0 < args.subset <= 1):
@@ -90,6 +94,8 @@ def resolve_device(name):
         raise UsageError(f"unsupported --device {name!r}; use auto, cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: there are only {torch.cuda.device_count()} GPUs")
     return device
 
 
@@ -117,6 +123,9 @@ def default_out(role, config, suffix=""):
 
 
 def check_writable(out):
+    for path in (out, json_path_of(out)):
+        if os.path.isdir(path):
+            raise UsageError(f"output {path!r} is a folder; pick another --out")
     folder = os.path.dirname(os.path.abspath(out))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -124,8 +133,10 @@ def check_writable(out):
         raise UsageError(f"cannot create output folder {folder!r} ({e.strerror}); pick another --out")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"output folder {folder!r} is not writable; pick another --out")
-    if not out.endswith(".pt"):
-        raise UsageError(f"--out must end in .pt, got {out!r}")
+
+
+def json_path_of(out):
+    return os.path.splitext(out)[0] + ".json"
 
 
 # ---------------------------------------------------------------------------- data
@@ -138,8 +149,15 @@ def load_data(args, device):
         raise UsageError(str(e)) from None
     train = dataset.filter_classes(*train, omit=args.omit, only=args.only)
     if args.subset < 1:
-        train = dataset.random_subset(*train, args.subset, args.seed)
+        train = dataset.random_subset(*train, args.subset, data_seed(args.seed))
+    if len(train[1]) == 0:
+        raise UsageError(f"no training images left after --omit {args.omit} / --only {args.only}")
     return train, test
+
+
+def data_seed(seed):
+    """Seed of the data stream (subset, shuffles, jitter), apart from the init/dropout stream."""
+    return seed + 2 ** 32
 
 
 # ---------------------------------------------------------------------------- nets
@@ -163,9 +181,12 @@ def load_net(path, device):
     try:
         net = MLP(**config)
         net.load_state_dict(state)
+        finite = all(torch.isfinite(t).all() for t in state.values())
     except Exception as e:
         raise UsageError(f"{path!r} holds weights that do not fit its recorded architecture "
                          f"({type(e).__name__}); retrain it") from None
+    if not finite:
+        raise UsageError(f"{path!r} holds non-finite weights (a diverged run?); retrain it")
     if net.in_features != dataset.SIDE ** 2 or net.classes != 10:
         raise UsageError(f"{path!r} is a {describe(net.config())} net, not an MNIST classifier "
                          "(784 inputs, 10 classes)")
@@ -199,7 +220,7 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
     `batch_loss(net, images, labels, extra)` gives the loss of one batch. Returns the history.
     One progress line per epoch; the test set is evaluated after each epoch."""
     optimizer = make_optimizer(net, params, lr)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(data_seed(seed))
     n, bs = len(train_set[1]), params.batch_size
     steps = math.ceil(n / bs) if max_steps is None else min(max_steps, math.ceil(n / bs))
     history, train_s, started = [], 0.0, time.perf_counter()
@@ -250,12 +271,14 @@ def format_seconds(s):
 
 
 # ---------------------------------------------------------------------------- results
-def run_record(args, params, role, net, test_set, history, timing, wall_s, device, **extra):
+def run_record(args, params, role, net, train_count, test_set, history, timing, wall_s, device,
+               **extra):
     errors, per_class, _ = evaluate(net, *test_set)
     return {"model": role, "architecture": describe(net.config()), "config": net.config(),
             "test_errors": errors, "per_class_errors": per_class, "test_count": len(test_set[1]),
             "epochs": len(history), "seed": args.seed, "params": tp.as_dict(params),
-            "subset": args.subset, "omit": args.omit, "only": args.only,
+            "train_count": int(train_count), "subset": args.subset, "omit": args.omit,
+            "only": args.only,
             "samples_per_s": round(timing["samples_per_s"], 1),
             "train_s": round(timing["train_s"], 2), "wall_s": round(wall_s, 2),
             "device": str(device), "threads": torch.get_num_threads(),
@@ -267,23 +290,28 @@ def save_run(out, net, record):
     """Write OUT.pt and OUT.json; each goes to a temporary file first, then is renamed."""
     checkpoint = {"state_dict": net.state_dict(), "config": net.config(),
                   "model": record["model"], "test_errors": record["test_errors"]}
-    json_path = os.path.splitext(out)[0] + ".json"
-    write_atomic(out, lambda f: torch.save(checkpoint, f))
-    write_atomic(json_path, lambda f: f.write(json.dumps(record, indent=1).encode()))
+    json_path = json_path_of(out)
+    write_atomic({out: lambda f: torch.save(checkpoint, f),
+                  json_path: lambda f: f.write(json.dumps(record, indent=1).encode())})
     return json_path
 
 
-def write_atomic(path, write):
-    tmp = f"{path}.tmp{os.getpid()}"
+def write_atomic(writers):
+    """{path: write(file)}: every file goes to a temporary name first, flushed to disk; only
+    when all are complete are they renamed into place, so no reader sees a partial file."""
+    tmps = {path: f"{path}.tmp{os.getpid()}" for path in writers}
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for path, write in writers.items():
+            with open(tmps[path], "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for tmp in tmps.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def print_summary(rows):
@@ -335,7 +363,7 @@ def main(argv=None):
           f"{epochs} epochs, {type(params).__name__}, jitter {jitter}, seed {args.seed}")
     history, timing = fit(net, [*train_set, None], test_set, params, epochs, params.lr, args.seed,
                           hard_label_loss, jitter, max_steps=10 if args.dry_run else None)
-    record = run_record(args, params, role, net, test_set, history, timing,
+    record = run_record(args, params, role, net, len(train_set[1]), test_set, history, timing,
                         time.perf_counter() - started, device, jitter=jitter)
     if args.dry_run:
         print("dry run: nothing written")

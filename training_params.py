@@ -138,6 +138,8 @@ def check_params(p):
     for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm"]:
         if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
             return f"{flag(name)} must be a finite number >= 0, got {getattr(p, name)}"
+    if p.nesterov and min(p.momentum, momentum_at(p, 0)) <= 0:
+        return "--nesterov 1 needs a positive --momentum and --momentum-start"
     if p.nesterov and p.dampening:
         return "--nesterov 1 needs --dampening 0 (PyTorch's SGD allows no damped Nesterov)"
     if not (math.isfinite(p.T) and p.T > 0):

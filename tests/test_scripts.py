@@ -77,6 +77,7 @@ def test_distillation_end_to_end_with_sweep(trained, tmp_path, capsys):
         assert REQUIRED <= set(record) and record["alpha"] == 0.9 and record["T"] == float(T)
         assert record["teacher_test_errors"] == trained["teacher_record"]["test_errors"]
         assert record["config"]["dropout_input"] == 0 and record["params"]["distill_lr"] == 0.01
+        assert record["params"]["T"] == record["T"] and record["train_count"] == 400
     # the summary puts the teacher, the small net (from its JSON) and both students side by side
     summary = printed[printed.index("\nmodel "):].strip()
     assert f"{trained['small_record']['test_errors']:>11}" in summary.splitlines()[2] and "small" in summary.splitlines()[2]
@@ -132,6 +133,9 @@ BAD_DISTILL = [
     (["--omit", *map(str, range(10))], "all ten"), (["--omit", "3", "--only", "7"], "not allowed"),
     (["--epochs", "0"], "--epochs"), (["--lr", "-1"], "--lr"), (["--batch-size", "0"], "--batch-size"),
     (["--device", "tpu"], "--device"), (["--params", "huge"], "--params"), (["--T", "warm"], "--T"),
+    (["--alpha", "nan"], "--alpha"), (["--T", "20", "20.0"], "twice"), (["--out", "student"], ".pt"),
+    (["--T", "1", "4", "--out", "a.json"], ".pt"), (["--seed", str(2 ** 64)], "--seed"),
+    (["--seed", "-1"], "--seed"), (["--momentum", "0"], "--nesterov"),
 ]
 
 
@@ -160,6 +164,7 @@ def broken_teachers(trained, folder):
              "garbage.pt": os.urandom(2000), "text.pt": b"hello, not a checkpoint"}
     ckpt = torch.load(trained["teacher"], weights_only=True)
     mismatched = dict(ckpt, config=dict(ckpt["config"], hidden=[1200, 1200]))
+    diverged = dict(ckpt, state_dict={k: v * float("nan") for k, v in ckpt["state_dict"].items()})
     other_task = {"state_dict": train.MLP(hidden=[8], in_features=100).state_dict(),
                   "config": train.MLP(hidden=[8], in_features=100).config()}
     paths = []
@@ -168,7 +173,9 @@ def broken_teachers(trained, folder):
             (folder / name).write_bytes(content)
         paths.append((str(folder / name), "missing" if content is None else "not a readable"))
     for name, obj, word in (("mismatch.pt", mismatched, "do not fit"),
-                            ("other.pt", other_task, "not an MNIST")):
+                            ("other.pt", other_task, "not an MNIST"),
+                            ("nan.pt", diverged, "non-finite"),
+                            ("bare_state_dict.pt", ckpt["state_dict"], "not a readable")):
         torch.save(obj, str(folder / name))
         paths.append((str(folder / name), word))
     return paths
@@ -192,12 +199,39 @@ def test_mnist_absent_without_network(tmp_path, capsys, monkeypatch):
     assert "--data-dir" in err
 
 
-def test_corrupt_mnist_files(tmp_path, capsys):
+def corrupt(path, kind):
+    import numpy as np
+    from conftest import write_idx
+    if kind == "truncated":
+        with open(path, "r+b") as f:
+            f.truncate(1000)
+    elif kind == "empty":
+        open(path, "wb").close()
+    elif kind == "garbage header":
+        with open(path, "wb") as f:
+            f.write(os.urandom(64))
+    elif kind == "20x20 images":
+        write_idx(path, np.zeros((50, 20, 20)))
+    elif kind == "label 12":
+        write_idx(path, np.full(50, 12))
+
+
+@pytest.mark.parametrize("name,kind", [("train-images", "truncated"), ("train-images", "empty"),
+                                       ("t10k-images", "garbage header"),
+                                       ("train-images", "20x20 images"), ("train-labels", "label 12")])
+def test_corrupt_mnist_files(tmp_path, capsys, name, kind):
     root = write_mnist(str(tmp_path / "bad"), 50, 20)
-    path = os.path.join(root, "MNIST", "raw", "train-images-idx3-ubyte")
-    with open(path, "r+b") as f:
-        f.truncate(1000)
-    expect_bad_input(capsys, train.main, ["--data-dir", root, "--out", str(tmp_path / "x.pt")], "MNIST")
+    corrupt(os.path.join(root, "MNIST", "raw", f"{name}-idx{3 if 'images' in name else 1}-ubyte"), kind)
+    out = str(tmp_path / "x.pt")
+    expect_bad_input(capsys, train.main, ["--data-dir", root, "--out", out, "--model", "small"],
+                     "MNIST", out=out)
+
+
+def test_a_filter_that_leaves_no_training_image(tmp_path, capsys):
+    root = write_mnist(str(tmp_path / "three_classes"), n_train=3, n_test=20)   # labels 0, 1, 2
+    out = str(tmp_path / "x.pt")
+    expect_bad_input(capsys, train.main, ["--data-dir", root, "--only", "3", "--out", out],
+                     "no training images", out=out)
 
 
 def test_cuda_without_gpu_and_unwritable_output(trained, tmp_path, capsys, monkeypatch):
@@ -208,6 +242,13 @@ def test_cuda_without_gpu_and_unwritable_output(trained, tmp_path, capsys, monke
     blocker.write_text("")
     expect_bad_input(capsys, train.main, ["--data-dir", trained["data"],
                                           "--out", str(blocker / "x.pt")], "output folder")
+    (tmp_path / "folder.pt").mkdir()
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"],
+                                          "--out", str(tmp_path / "folder.pt")], "is a folder")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--device", "cuda:3",
+                                          "--out", str(tmp_path / "x.pt")], "only 1 GPU")
 
 
 def test_bad_input_from_the_command_line_is_one_line(tmp_path):
@@ -225,9 +266,9 @@ def count_teacher_forwards(trained, jitter):
     teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     train_set = dataset.load_mnist(trained["data"], True)
     student = train.init_net({"hidden": [16, 16]}, 0, "cpu")
-    params = distillation.tp.LocalParams(epochs=3, batch_size=100)
+    params = distillation.tp.LocalParams(epochs=3, batch_size=100, T=20.0, alpha=0.9)
     distillation.distill(student, teacher, train_set, dataset.load_mnist(trained["data"], False),
-                         params, 20.0, 0.9, 0, jitter)
+                         params, 0, jitter)
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
     return calls
 
@@ -245,3 +286,71 @@ def test_divergence_stops_with_exit_3_and_writes_nothing(trained, tmp_path, caps
     err = capsys.readouterr().err
     assert stop.value.code == 3 and "epoch 1" in err and len(err.strip().splitlines()) == 1
     assert os.listdir(tmp_path) == []
+
+
+def test_max_norm_is_applied_during_training(trained, tmp_path):
+    out = str(tmp_path / "t.pt")
+    train.main(["--model", "teacher", "--data-dir", trained["data"], "--out", out,
+                "--max-norm", "0.3", *FAST])
+    net = train.load_net(out, "cpu")
+    for layer in net.layers[:-1]:
+        norms = layer.weight.norm(dim=1)
+        assert norms.max().item() <= 0.3 * (1 + 1e-5) and (norms > 0.299).any()
+    assert net.layers[-1].weight.norm(dim=1).max().item() > 0.3   # output layer is free
+
+
+def test_alpha_zero_student_is_bit_identical_to_the_small_net(trained, tmp_path):
+    """Same seed, same start, same data order: distilling with alpha = 0 is hard-label training."""
+    student = str(tmp_path / "student.pt")
+    distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"], "--out",
+                       student, "--alpha", "0", "--lr", "0.03", "--T", "5", *FAST])
+    a = torch.load(student, weights_only=True)["state_dict"]
+    b = torch.load(trained["small"], weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_json(student)["history"] == read_json(trained["small"])["history"]
+
+
+def test_paper_recipe_runs_with_damped_momentum(trained, tmp_path):
+    record = train.main(["--model", "teacher", "--params", "paper", "--data-dir", trained["data"],
+                         "--out", str(tmp_path / "p.pt"), "--epochs", "2", "--hidden", "32"])
+    assert record["params"]["name"] == "PaperParams" and record["config"]["init_std"] == 0.01
+    assert record["config"]["max_norm"] == pytest.approx(15 ** 0.5)
+    assert all(math.isfinite(h["loss"]) for h in record["history"])
+
+
+def test_damped_momentum_matches_the_2012_update():
+    """v <- p v - (1 - p) lr g; w <- w + v, from the second step on (PyTorch's SGD takes the
+    first gradient undamped)."""
+    from training_params import PaperParams
+    w = torch.nn.Parameter(torch.zeros(3))
+    params = PaperParams()
+    optimizer = train.make_optimizer(torch.nn.Linear(1, 1), params, 10.0)
+    optimizer = torch.optim.SGD([w], **{k: optimizer.defaults[k] for k in
+                                        ("lr", "momentum", "dampening", "nesterov")})
+    grads = [torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.5, 1.0, -1.0]), torch.tensor([2., 0., 1.])]
+    v, ref = 10.0 * -grads[0], 10.0 * -grads[0]          # the undamped first step
+    for i, g in enumerate(grads):
+        w.grad = g.clone()
+        optimizer.step()
+        if i:
+            v = 0.5 * v - 0.5 * 10.0 * g
+            ref = ref + v
+    assert optimizer.defaults["momentum"] == optimizer.defaults["dampening"] == 0.5
+    assert torch.allclose(w.detach(), ref)
+
+
+def test_class_filters_reach_training(trained, tmp_path):
+    record = train.main(["--model", "small", "--data-dir", trained["data"], "--omit", "3", "7",
+                         "--out", str(tmp_path / "o.pt"), *FAST])
+    assert record["train_count"] == 320 and record["omit"] == [3, 7]
+    record = train.main(["--model", "small", "--data-dir", trained["data"], "--only", "7", "8",
+                         "--subset", "0.5", "--out", str(tmp_path / "o.pt"), *FAST])
+    assert record["train_count"] == 40
+
+
+def test_a_malformed_baseline_file_is_shown_as_missing(trained, tmp_path, capsys):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text("[1, 2, 3]")
+    distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"], "--baseline",
+                       str(baseline), "--out", str(tmp_path / "s.pt"), *FAST])
+    assert f"no results at {baseline}" in capsys.readouterr().out
