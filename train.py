@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import sys
 import time
 
@@ -265,6 +266,18 @@ def hard_label_loss(net, images, labels, _extra):
     return F.cross_entropy(net(images), labels)
 
 
+def hardware(device):
+    """A short name of the machine the run used, for the results tables."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model}, {os.cpu_count()} cores"
+
+
 def format_seconds(s):
     s = int(round(s))
     return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -281,7 +294,7 @@ def run_record(args, params, role, net, train_count, test_set, history, timing, 
             "only": args.only,
             "samples_per_s": round(timing["samples_per_s"], 1),
             "train_s": round(timing["train_s"], 2), "wall_s": round(wall_s, 2),
-            "device": str(device), "threads": torch.get_num_threads(),
+            "device": str(device), "hardware": hardware(device), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "command": " ".join(sys.argv), **extra,
             "history": history}
 

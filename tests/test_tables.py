@@ -1,0 +1,38 @@
+"""tables.py: rows grouped over seeds, statistics checked by hand, README block replaced."""
+import json
+
+import tables
+
+
+def record(model, seed, errors, T=None, epochs=30):
+    r = {"model": model, "architecture": "784-800-800-10", "seed": seed, "test_errors": errors,
+         "epochs": epochs, "params": {"name": "LocalParams"}, "wall_s": 120.0, "device": "cpu",
+         "hardware": "test cpu, 2 cores", "jitter": 0, "omit": [], "only": [], "subset": 1.0}
+    if T is not None:
+        r.update(T=T, alpha=0.9)
+    return r
+
+
+def test_rows_group_seeds_with_mean_std_and_range(tmp_path):
+    runs = [record("small", 1, 140), record("small", 2, 146), record("small", 3, 152),
+            record("student", 1, 100, T=20.0), record("student", 2, 110, T=20.0),
+            record("small", 1, 170, epochs=5)]
+    for i, r in enumerate(runs):
+        (tmp_path / f"{i}.json").write_text(json.dumps(r))
+    (tmp_path / "notes.json").write_text("[1, 2]")     # not a results file: ignored
+    lines = tables.table(tables.load_records([str(tmp_path)])).splitlines()
+    assert len(lines) == 2 + 3
+    small = next(l for l in lines if "hard labels" in l and ", 30 |" in l)
+    # mean 146, sample std sqrt(((-6)^2 + 0 + 6^2) / 2) = 6
+    assert "| 146 | 146.0 ± 6.0 | 140-152 | 3 (1, 2, 3) |" in small
+    student = next(l for l in lines if "distilled" in l)
+    # mean 105, sample std sqrt((25 + 25) / 1) = 7.07
+    assert "T=20, alpha=0.9 | 74 | 105.0 ± 7.1 | 100-110 | 2 (1, 2) |" in student
+    assert "170.0 (one seed)" in next(l for l in lines if ", 5 |" in l)
+
+
+def test_write_replaces_only_the_marked_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{tables.BEGIN}\nold\n{tables.END}\nafter\n")
+    tables.write_between_markers(str(readme), "new table")
+    assert readme.read_text() == f"intro\n{tables.BEGIN}\nnew table\n{tables.END}\nafter\n"
