@@ -218,8 +218,8 @@ def make_optimizer(net, params, lr):
 def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0, max_steps=None):
     """Train `net` for `epochs`; train_set = [images, labels, extra or None].
 
-    `batch_loss(net, images, labels, extra)` gives the loss of one batch. Returns the history.
-    One progress line per epoch; the test set is evaluated after each epoch."""
+    `batch_loss(net, images, labels, extra)` gives the loss of one batch. One progress line
+    per epoch; the test set is evaluated after each epoch. Returns (history, timing)."""
     optimizer = make_optimizer(net, params, lr)
     generator = torch.Generator().manual_seed(data_seed(seed))
     n, bs = len(train_set[1]), params.batch_size
