@@ -35,3 +35,18 @@ def test_committed_models_reproduce_their_recorded_errors(test_set, name):
     errors, per_class, _ = train.evaluate(net, *test_set)
     assert (errors, per_class) == (record["test_errors"], record["per_class_errors"])
     assert record["test_count"] == 10000 and record["omit"] == [] and record["subset"] == 1.0
+
+
+def test_the_demo_command_finds_the_committed_teacher_and_baseline(capsys, monkeypatch):
+    import distillation
+    monkeypatch.chdir(ROOT)           # the defaults are relative to the repository root
+    [record] = distillation.main(["--T", "20", "--data-dir", REAL_MNIST, "--dry-run"])
+    summary = capsys.readouterr().out.split("\nmodel ")[1].splitlines()
+    with open(os.path.join(MODELS, "small_model_800.json")) as f:
+        small_errors = json.load(f)["test_errors"]
+    with open(os.path.join(MODELS, "cumbersome_model_1200.json")) as f:
+        teacher_errors = json.load(f)["test_errors"]
+    assert summary[1].split()[:2] == ["teacher", "784-1200-1200-10"]
+    assert int(summary[1].split()[2]) == teacher_errors == record["teacher_test_errors"]
+    assert summary[2].split()[:3] == ["small", "784-800-800-10", str(small_errors)]
+    assert record["T"] == 20 and record["teacher"] == os.path.join("models", "cumbersome_model_1200.pt")
