@@ -111,7 +111,7 @@ def main(argv=None):
     outs = [out_path(args, config, run.T, len(runs) > 1) for run in runs]
     for out in outs:
         train.check_writable(out)
-    jitter = args.jitter or 0
+    jitter = train.regularizer(args, runs[0], "student", "jitter")
     teacher = train.load_net(args.teacher, device)
     train_set, test_set = train.load_data(args, device)
     teacher_errors, _, _ = train.evaluate(teacher, *test_set)

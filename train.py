@@ -106,14 +106,19 @@ def hidden_widths(args, role):
     return args.hidden * 2 if len(args.hidden) == 1 else args.hidden
 
 
+def regularizer(args, params, role, name):
+    """Dropout, max-norm or jitter of a run: the teacher takes the recipe's value, the other
+    nets (no regularization in the paper) only what was given on the command line."""
+    given = getattr(args, name)
+    if given is not None:
+        return given
+    return getattr(params, name) if role == "teacher" else type(getattr(params, name))(0)
+
+
 def net_config(args, params, role):
-    """The teacher takes the recipe's regularization; other nets only what was asked for."""
-    regularized = role == "teacher"
-    def pick(name):
-        given = getattr(args, name)
-        return given if given is not None else (getattr(params, name) if regularized else 0.0)
-    return {"hidden": hidden_widths(args, role), "dropout_input": pick("dropout_input"),
-            "dropout_hidden": pick("dropout_hidden"), "max_norm": pick("max_norm"),
+    return {"hidden": hidden_widths(args, role),
+            **{name: regularizer(args, params, role, name)
+               for name in ("dropout_input", "dropout_hidden", "max_norm")},
             "init_std": params.init_std, "standardize": params.standardize}
 
 
@@ -367,7 +372,7 @@ def main(argv=None):
     out = args.out or default_out(role, config)
     check_writable(out)
     epochs = 1 if args.dry_run else (params.teacher_epochs if role == "teacher" else params.epochs)
-    jitter = params.jitter if role == "teacher" and args.jitter is None else (args.jitter or 0)
+    jitter = regularizer(args, params, role, "jitter")
 
     started = time.perf_counter()
     train_set, test_set = load_data(args, device)
