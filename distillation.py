@@ -116,8 +116,8 @@ def main(argv=None):
     train_set, test_set = train.load_data(args, device)
     teacher_errors, _, _ = train.evaluate(teacher, *test_set)
     teacher_logits = None if jitter else train.logits_of(teacher, train_set[0])
-    baseline = args.baseline or os.path.join("models", os.path.basename(
-        train.default_out("small", config)))[:-3] + ".json"
+    baseline = args.baseline or train.json_path_of(
+        os.path.join("models", os.path.basename(train.default_out("small", config))))
     baseline_errors, baseline_note = read_baseline(baseline)
     rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
              args.teacher),

@@ -74,7 +74,8 @@ HELP = {
     "standardize": "1: the net standardizes its pixels with MNIST's mean and std",
     "dropout_input": "input dropout (the teacher's; other nets only when given)",
     "dropout_hidden": "hidden dropout (the teacher's; other nets only when given)",
-    "max_norm": "bound on each hidden unit's incoming weight norm, 0 = none (the teacher's; other nets only when given)",
+    "max_norm": "bound on each hidden unit's incoming weight norm, 0 = none "
+                "(the teacher's; other nets only when given)",
     "jitter": "random shifts of up to N px of the training (transfer) images "
               "(the teacher's; other nets only when given)",
 }
@@ -87,8 +88,8 @@ def add_param_flags(parser):
     for f in fields(PaperParams):
         if f.name in RUN_FLAGS | ROLE_FIELDS | DISTILL_FIELDS:
             continue
-        defaults = f"local {getattr(local, f.name):g}, paper {getattr(paper, f.name):g}" \
-            if f.type is not str else f"local {local.lr_schedule}, paper {paper.lr_schedule}"
+        show = "s" if f.type is str else "g"
+        defaults = f"local {getattr(local, f.name):{show}}, paper {getattr(paper, f.name):{show}}"
         kind = parse_bool if f.type is bool else f.type
         group.add_argument(flag(f.name), type=kind, default=None,
                            metavar="{0,1}" if f.type is bool else f.type.__name__.upper(),
