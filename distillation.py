@@ -47,7 +47,7 @@ def soft_target_loss(T, alpha, teacher=None):
 
 
 def distill(student, teacher, train_set, test_set, params, seed, jitter=0, max_steps=None,
-            teacher_logits=None):
+            teacher_logits=None, checkpoints=None):
     """Train `student` on the teacher's soft targets at params.T with weight params.alpha;
     returns fit's output. Pass `teacher_logits` of the transfer images to reuse them."""
     images, labels = train_set
@@ -58,17 +58,18 @@ def distill(student, teacher, train_set, test_set, params, seed, jitter=0, max_s
     loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
     epochs = 1 if max_steps else params.epochs
     return train.fit(student, [images, labels, cached], test_set, params, epochs,
-                     params.distill_lr, seed, loss, jitter, max_steps)
+                     params.distill_lr, seed, loss, jitter, max_steps, checkpoints)
 
 
-def make_distill_parser(doc):
+def make_distill_parser(doc, read_baseline=True):
     parser = train.make_parser(doc)
     parser.add_argument("--T", type=float, nargs="+", metavar="T",
                         help="temperature(s); several run a sweep (default: the recipe's, 20)")
     parser.add_argument("--alpha", type=float, help="weight of the soft term (default 0.9)")
     parser.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher checkpoint (default: %(default)s)")
-    parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
-                        "with (default: models/small_model_W.json)")
+    if read_baseline:
+        parser.add_argument("--baseline", help="results JSON of the hard-label small net to "
+                            "compare with (default: models/small_model_W.json)")
     return parser
 
 
@@ -129,8 +130,10 @@ def main(argv=None):
         print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
               f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
               f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
+        checkpoints = train.checkpoints_of(args, out, "student", run, config, len(train_set[1]),
+                                           jitter=jitter, teacher=args.teacher)
         history, timing = distill(student, teacher, train_set, test_set, run, args.seed, jitter,
-                                  10 if args.dry_run else None, teacher_logits)
+                                  10 if args.dry_run else None, teacher_logits, checkpoints)
         record = train.run_record(args, run, "student", student, len(train_set[1]), test_set,
                                   history, timing, time.perf_counter() - started, device,
                                   T=run.T, alpha=run.alpha, jitter=jitter, teacher=args.teacher,

@@ -1,8 +1,11 @@
 """The nets: a ReLU MLP with input/hidden dropout, max-norm on hidden units, and weight init.
 
-The net takes raw pixels in [0, 1] (N, 784) and standardizes them itself, so a checkpoint is
-usable without knowing how its inputs were preprocessed.
+The net takes raw pixels (N, 784), either uint8 in [0, 255] as `dataset.py` keeps them or float
+in [0, 1], and standardizes them itself, so a checkpoint is usable without knowing how its inputs
+were preprocessed.
 """
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,12 +30,14 @@ class MLP(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, x):
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
         # Dropout on raw pixels: a dropped pixel is background (0), as in the 2012 recipe.
-        x = F.dropout(x, self.dropout_input, self.training)
+        x = dropout(x, self.dropout_input, self.training)
         if self.standardize:
             x = (x - MNIST_MEAN) / MNIST_STD
         for layer in self.layers[:-1]:
-            x = F.dropout(F.relu(layer(x)), self.dropout_hidden, self.training)
+            x = dropout(F.relu(layer(x)), self.dropout_hidden, self.training)
         return self.layers[-1](x)
 
     @torch.no_grad()
@@ -48,6 +53,35 @@ class MLP(nn.Module):
                 "dropout_hidden": self.dropout_hidden, "max_norm": self.max_norm,
                 "init_std": self.init_std, "standardize": self.standardize,
                 "in_features": self.in_features, "classes": self.classes}
+
+
+def dropout(x, p, training):
+    """Inverted dropout, as F.dropout: each element kept with probability 1 - p, scaled by 1/(1 - p).
+
+    On the CPU, F.dropout draws its mask with bernoulli_, which costs 4x a uniform draw and was a
+    quarter of a teacher's training step. Here: one uniform draw per element, or for p = 0.5 (the
+    hidden layers) one random bit per element, expanded to floats through a table of the 256
+    bytes. Same distribution, a quarter of the time. CUDA's fused kernel is faster still."""
+    if not training or p == 0:
+        return x
+    if x.is_cuda:
+        return F.dropout(x, p, True)
+    if p == 0.5:
+        return x * half_mask(x.numel(), x.device).view_as(x)
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p)
+
+
+_BYTE_TO_MASK = ((torch.arange(256)[:, None] >> torch.arange(8)) & 1).float().mul_(2.0)
+
+
+def half_mask(n, device):
+    """n values, each 0 or 2 with probability 1/2, from n random bits (8 per byte)."""
+    n_bytes = -(-n // 8)
+    # 56 uniform bits per int64 (2^56 divides 2^64, so no modulo bias): 7 of its 8 bytes.
+    words = torch.empty(-(-n_bytes // 7), dtype=torch.int64, device=device).random_(0, 2 ** 56)
+    low_seven = slice(0, 7) if sys.byteorder == "little" else slice(1, 8)
+    random_bytes = words.view(torch.uint8).view(-1, 8)[:, low_seven].reshape(-1)[:n_bytes]
+    return F.embedding(random_bytes.long(), _BYTE_TO_MASK.to(device)).view(-1)[:n]
 
 
 def describe(config):

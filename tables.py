@@ -1,7 +1,7 @@
-"""Regenerate the README's results table from the JSON files the scripts wrote.
+"""Regenerate the README's results tables from the JSON files the scripts wrote.
 
-    python tables.py results/local_demo                # print the table (markdown)
-    python tables.py results/local_demo --write README.md   # replace it in the README
+    python tables.py results/local_demo results/dark_knowledge        # print the tables
+    python tables.py results/local_demo results/dark_knowledge --write README.md
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
 so nothing is typed or rounded by hand.
@@ -13,7 +13,6 @@ import os
 import statistics
 import sys
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # (model, architecture, T) -> the paper's test errors (../shared/PAPER.md)
 PAPER = {("teacher", "784-1200-1200-10", None): 67, ("small", "784-800-800-10", None): 146,
          ("student", "784-800-800-10", 20.0): 74}
@@ -55,6 +54,49 @@ def describe_row(key):
     return ", ".join(parts)
 
 
+# (experiment, variant) -> the paper's (test errors, errors on the missing classes or None)
+PAPER_DARK = {("wo3", "as trained"): ("206", "133"), ("wo3", "fixed shift"): ("109", "14"),
+              ("only78", "as trained"): ("47.3%", None), ("only78", "fixed shift"): ("13.2%", None)}
+
+
+def spread(values, digits=1):
+    """'mean ± std (min-max)' over seeds, or the one value (the seeds column says how many)."""
+    def show(v):
+        return str(v) if isinstance(v, int) else f"{v:.{digits}f}"
+    if len(values) == 1:
+        return show(values[0])
+    return (f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f} "
+            f"({show(min(values))}-{show(max(values))})")
+
+
+def dark_knowledge_table(records):
+    """One row per (experiment, net, variant) of distillation_no_three.py runs, over seeds."""
+    groups = {}
+    for r in records:
+        key = (r["experiment"], r["model"], r["architecture"], r.get("T"), r["params"]["name"],
+               r["epochs"])
+        groups.setdefault(key, []).append(r)
+    lines = ["| transfer set | net | variant | bias shift | test errors | paper | errors on "
+             "missing classes | paper | seeds | recipe, epochs |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(groups, key=lambda k: (k[0].startswith("only"), k[1] == "small", str(k))):
+        experiment, model, arch, T, params, epochs = key
+        runs = sorted(groups[key], key=lambda r: r["seed"])
+        net = f"distilled {arch}, T={T:g}" if model == "student" else f"small {arch}, hard labels"
+        for variant in ("as trained", "fixed shift", "frequency-matched shift"):
+            reports = [r["variants"][variant] for r in runs]
+            errors = [v["test_errors"] for v in reports]
+            missing = [v["missing_class_errors"] for v in reports]
+            percent = experiment.startswith("only")
+            shown = [100 * e / v["test_count"] for e, v in zip(errors, reports)] if percent else errors
+            paper = PAPER_DARK.get((experiment, variant), ("", "")) if model == "student" else ("", "")
+            lines.append(
+                f"| {experiment} | {net} | {variant} | {spread([v['bias_shift'] for v in reports], 2)} | "
+                f"{spread(shown, 2 if percent else 1)}{'%' if percent else ''} | {paper[0]} | "
+                f"{spread(missing)} of {reports[0]['missing_class_count']} | {paper[1] or ''} | "
+                f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {params}, {epochs} |")
+    return "\n".join(lines)
+
+
 def table(records):
     groups = {}
     for r in records:
@@ -74,15 +116,17 @@ def table(records):
     return "\n".join(lines)
 
 
-def write_between_markers(path, text):
+def write_between_markers(path, text, name="results"):
+    """Replace what lies between <!-- NAME:begin --> and <!-- NAME:end --> in `path`."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     with open(path) as f:
         content = f.read()
-    if BEGIN not in content or END not in content:
-        sys.exit(f"tables.py: error: {path} has no {BEGIN} ... {END} block")
-    head, rest = content.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
+    if begin not in content or end not in content:
+        sys.exit(f"error: {path} has no {begin} ... {end} block")
+    head, rest = content.split(begin, 1)
+    tail = rest.split(end, 1)[1]
     with open(path, "w") as f:
-        f.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+        f.write(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
 def main(argv=None):
@@ -91,10 +135,18 @@ def main(argv=None):
     parser.add_argument("paths", nargs="+", help="results JSON files or folders of them")
     parser.add_argument("--write", metavar="README", help="replace the table in this file")
     args = parser.parse_args(argv)
-    text = table(load_records(args.paths))
-    if args.write:
-        write_between_markers(args.write, text)
-    print(text)
+    records = load_records(args.paths)
+    # distillation_no_three.py runs: the as-trained record holds all of its variants
+    dark = [r for r in records if r.get("variant") == "as trained"]
+    plain = [r for r in records if "experiment" not in r]
+    blocks = {"results": table(plain) if plain else None,
+              "dark-knowledge": dark_knowledge_table(dark) if dark else None}
+    for name, text in blocks.items():
+        if text is None:
+            continue
+        if args.write:
+            write_between_markers(args.write, text, name)
+        print(text + "\n")
 
 
 if __name__ == "__main__":

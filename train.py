@@ -7,10 +7,12 @@ Also the shared machinery of the other scripts: command line, data, training loo
 checkpoints. Writes OUT.pt (state_dict + config) and OUT.json (results) atomically.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 
@@ -31,6 +33,13 @@ class UsageError(Exception):
 
 class Diverged(Exception):
     """The training loss stopped being finite."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training: the state was checkpointed after the current step."""
+    def __init__(self, epoch, step, path):
+        super().__init__(f"interrupted in epoch {epoch} after step {step}; the training state "
+                         f"is saved in {path}")
 
 
 # ---------------------------------------------------------------------------- command line
@@ -61,6 +70,11 @@ def make_parser(doc):
     p.add_argument("--out", help="checkpoint path OUT.pt (results go to OUT.json)")
     p.add_argument("--dry-run", action="store_true",
                    help="one epoch of 10 batches, nothing written: a quick check")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run from its OUT.resume.pt (same command otherwise)")
+    p.add_argument("--checkpoint-every", type=int, default=5, metavar="N",
+                   help="save the training state to OUT.resume.pt every N epochs, at the end "
+                        "and on Ctrl-C (0: only at the end and on Ctrl-C; default %(default)s)")
     tp.add_param_flags(p)
     return p
 
@@ -71,6 +85,10 @@ def check_common(args, params):
         raise UsageError(problem)
     if not 0 <= args.seed < 2 ** 32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.resume and args.dry_run:
+        raise UsageError("--resume and --dry-run do not mix: a dry run saves no state")
     if args.out is not None and not args.out.endswith(".pt"):
         raise UsageError(f"--out must end in .pt, got {args.out!r}")
     if args.hidden is not None and min(args.hidden) < 1:
@@ -122,10 +140,12 @@ def net_config(args, params, role):
             "init_std": params.init_std, "standardize": params.standardize}
 
 
-def default_out(role, config, suffix=""):
+def default_out(role, config, suffix="", tag=""):
+    """runs/PREFIX[_TAG]_WIDTH[SUFFIX].pt, e.g. runs/distilled_model_wo3_800_20.pt."""
     widths = config["hidden"]
     name = str(widths[0]) if len(set(widths)) == 1 else "x".join(map(str, widths))
-    return os.path.join("runs", f"{FILE_PREFIX[role]}_{name}{suffix}.pt")
+    prefix = f"{FILE_PREFIX[role]}_{tag}" if tag else FILE_PREFIX[role]
+    return os.path.join("runs", f"{prefix}_{name}{suffix}.pt")
 
 
 def check_writable(out):
@@ -146,14 +166,16 @@ def json_path_of(out):
 
 
 # ---------------------------------------------------------------------------- data
-def load_data(args, device):
-    """(train_images, train_labels), (test_images, test_labels) with filters and subset applied."""
+def load_data(args, device, all_classes=False):
+    """(train_images, train_labels), (test_images, test_labels) with the subset and, unless
+    `all_classes`, the class filter (--omit / --only) applied to the training set."""
     try:
         train = dataset.load_mnist(args.data_dir, train=True, device=device)
         test = dataset.load_mnist(args.data_dir, train=False, device=device)
     except dataset.DataError as e:
         raise UsageError(str(e)) from None
-    train = dataset.filter_classes(*train, omit=args.omit, only=args.only)
+    if not all_classes:
+        train = dataset.filter_classes(*train, omit=args.omit, only=args.only)
     if args.subset < 1:
         train = dataset.random_subset(*train, args.subset, data_seed(args.seed))
     if len(train[1]) == 0:
@@ -216,55 +238,168 @@ def evaluate(net, images, labels):
 # ---------------------------------------------------------------------------- training loop
 def make_optimizer(net, params, lr):
     momentum = tp.momentum_at(params, 0)
+    # fused: one pass over each weight, gradient and momentum buffer instead of several
     return torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, nesterov=params.nesterov,
-                           dampening=momentum if params.dampening else 0.0)
+                           dampening=momentum if params.dampening else 0.0, fused=True)
 
 
-def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0, max_steps=None):
+def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0, max_steps=None,
+        checkpoints=None):
     """Train `net` for `epochs`; train_set = [images, labels, extra or None].
 
     `batch_loss(net, images, labels, extra)` gives the loss of one batch. One progress line
-    per epoch; the test set is evaluated after each epoch. Returns (history, timing)."""
+    per epoch; the test set is evaluated after each epoch. With `checkpoints` (a Checkpoints),
+    the full training state is saved every few epochs, at the end and on a first Ctrl-C, and
+    a resumed run continues bit for bit where it stopped. Returns (history, timing)."""
     optimizer = make_optimizer(net, params, lr)
     generator = torch.Generator().manual_seed(data_seed(seed))
     n, bs = len(train_set[1]), params.batch_size
     steps = math.ceil(n / bs) if max_steps is None else min(max_steps, math.ceil(n / bs))
-    history, train_s, started = [], 0.0, time.perf_counter()
-    for epoch in range(epochs):
-        tick = time.perf_counter()
-        net.train()
-        momentum = tp.momentum_at(params, epoch)
-        for group in optimizer.param_groups:
-            group["momentum"] = momentum
-            group["dampening"] = momentum if params.dampening else 0.0
-        images, labels, extra = dataset.shuffled(train_set, generator)
-        images = dataset.jitter(images, jitter, generator)
-        total = torch.zeros((), device=labels.device)
-        for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
-            if step == steps:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = tp.lr_at(params, lr, epoch, step, steps, epochs)
-            loss = batch_loss(net, x, y, e)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            net.apply_max_norm()
-            total += loss.detach() * len(y)  # stays on the device: no sync per step
-        mean_loss = total.item() / min(n, steps * bs)
-        train_s += time.perf_counter() - tick
-        if not math.isfinite(mean_loss):
-            raise Diverged(f"training loss became {mean_loss} in epoch {epoch + 1}; "
-                           "lower --lr")
-        errors, _, _ = evaluate(net, *test_set)
-        seen = (epoch + 1) * min(n, steps * bs)
-        elapsed = time.perf_counter() - started
-        eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
-        history.append({"epoch": epoch + 1, "loss": mean_loss, "test_errors": errors})
-        print(f"epoch {epoch + 1:4d}/{epochs} | loss {mean_loss:.4f} | test errors {errors:5d} "
-              f"({100 * errors / len(test_set[1]):.2f}%) | {seen / train_s:7.0f} samples/s | "
-              f"ETA {format_seconds(eta)}", flush=True)
-    return history, {"train_s": train_s, "samples_per_s": seen / train_s if epochs else 0.0}
+    state = checkpoints.load(net, optimizer, generator) if checkpoints else None
+    first_epoch, first_step, history, train_s, wall_before, total = (
+        (state["epoch"], state["step"], state["history"], state["train_s"], state["wall_s"],
+         state["loss_total"].to(train_set[1].device)) if state else
+        (0, 0, [], 0.0, 0.0, torch.zeros((), device=train_set[1].device)))
+    started = time.perf_counter()
+    with interrupt_after_step() as interrupted:
+        for epoch in range(first_epoch, epochs):
+            tick = time.perf_counter()
+            net.train()
+            set_momentum(optimizer, params, epoch)
+            epoch_start_rng = generator.get_state()  # a resume redoes this epoch's shuffle and jitter
+            images, labels, extra = dataset.shuffled(train_set, generator)
+            images = dataset.jitter(images, jitter, generator)
+            for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
+                if step == steps:
+                    break
+                if step < first_step:
+                    continue
+                for group in optimizer.param_groups:
+                    group["lr"] = tp.lr_at(params, lr, epoch, step, steps, epochs)
+                loss = batch_loss(net, x, y, e)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                net.apply_max_norm()
+                total += loss.detach() * len(y)  # stays on the device: no sync per step
+                if interrupted() and checkpoints:
+                    train_s += time.perf_counter() - tick
+                    checkpoints.save(net, optimizer, epoch_start_rng, epoch, step + 1, history,
+                                     train_s, wall_before + time.perf_counter() - started, total)
+                    raise Interrupted(epoch + 1, step + 1, checkpoints.path)
+                if interrupted():
+                    raise KeyboardInterrupt
+            first_step = 0
+            mean_loss = total.item() / min(n, steps * bs)
+            total.zero_()
+            train_s += time.perf_counter() - tick
+            if not math.isfinite(mean_loss):
+                raise Diverged(f"training loss became {mean_loss} in epoch {epoch + 1}"
+                               f"{checkpoints.last_good() if checkpoints else ''}; lower --lr")
+            errors, _, _ = evaluate(net, *test_set)
+            history.append({"epoch": epoch + 1, "loss": mean_loss, "test_errors": errors})
+            seen = (epoch + 1) * min(n, steps * bs)
+            eta = (time.perf_counter() - started) / (epoch + 1 - first_epoch) * (epochs - epoch - 1)
+            print(f"epoch {epoch + 1:4d}/{epochs} | loss {mean_loss:.4f} | test errors {errors:5d} "
+                  f"({100 * errors / len(test_set[1]):.2f}%) | {seen / train_s:7.0f} samples/s | "
+                  f"ETA {format_seconds(eta)}", flush=True)
+            if checkpoints and checkpoints.due(epoch + 1, epochs):
+                checkpoints.save(net, optimizer, generator.get_state(), epoch + 1, 0, history,
+                                 train_s, wall_before + time.perf_counter() - started, total)
+    trained = len(history) * min(n, steps * bs)
+    return history, {"train_s": train_s, "samples_per_s": trained / train_s if train_s else 0.0,
+                     "wall_s_before_resume": wall_before}
+
+
+def set_momentum(optimizer, params, epoch):
+    momentum = tp.momentum_at(params, epoch)
+    for group in optimizer.param_groups:
+        group["momentum"] = momentum
+        group["dampening"] = momentum if params.dampening else 0.0
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def resume_path(out):
+    return os.path.splitext(out)[0] + ".resume.pt"
+
+
+class Checkpoints:
+    """The resumable training state of one run, at OUT.resume.pt: weights, optimizer (momentum
+    buffers), epoch and step, both random streams (dropout; shuffling and jitter), the loss
+    so far and the history. `identity` says what the run is (net, recipe, seed, data, ...); a
+    checkpoint of another run is refused rather than silently continued."""
+
+    def __init__(self, out, every, identity, resume):
+        self.path, self.every, self.identity, self.resume = resume_path(out), every, identity, resume
+        self.saved_epoch = None
+
+    def due(self, epoch, epochs):
+        return epoch == epochs or (self.every > 0 and epoch % self.every == 0)
+
+    def save(self, net, optimizer, data_rng, epoch, step, history, train_s, wall_s, loss_total):
+        state = {"identity": self.identity, "epoch": epoch, "step": step, "history": history,
+                 "train_s": train_s, "wall_s": wall_s, "loss_total": loss_total.cpu(),
+                 "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                 "data_rng": data_rng, "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        write_atomic({self.path: lambda f: torch.save(state, f)})
+        self.saved_epoch = epoch
+
+    def last_good(self):
+        if self.saved_epoch is None and not os.path.exists(self.path):
+            return ""
+        return f"; the last good checkpoint is kept in {self.path}"
+
+    def load(self, net, optimizer, generator):
+        """Restore a saved state into net, optimizer and the random streams; None if not resuming."""
+        if not self.resume:
+            return None
+        if not os.path.isfile(self.path):
+            raise UsageError(f"--resume: no checkpoint at {self.path!r}; run without --resume "
+                             "to start afresh")
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            stored = state["identity"]
+        except Exception as e:
+            raise UsageError(f"--resume: {self.path!r} is not a readable checkpoint "
+                             f"({type(e).__name__}); delete it and run without --resume") from None
+        differs = sorted(k for k in set(stored) | set(self.identity)
+                         if stored.get(k) != self.identity.get(k))
+        if differs:
+            raise UsageError(f"--resume: {self.path!r} belongs to a different run (it differs in "
+                             f"{', '.join(differs)}); repeat the original command, or drop --resume")
+        device = next(net.parameters()).device
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["data_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.saved_epoch = state["epoch"]
+        print(f"resumed from {self.path}: epoch {state['epoch']}, step {state['step']}")
+        return state
+
+
+@contextlib.contextmanager
+def interrupt_after_step():
+    """A first Ctrl-C only raises a flag, which the loop checks after each step; a second one
+    stops at once. Yields the function that reads the flag."""
+    hit = []
+
+    def first(signum, frame):
+        hit.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nCtrl-C: stopping after this step (press again to stop at once)", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGINT, first)
+    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def hard_label_loss(net, images, labels, _extra):
@@ -289,6 +424,16 @@ def format_seconds(s):
 
 
 # ---------------------------------------------------------------------------- results
+def checkpoints_of(args, out, role, params, config, train_count, **more):
+    """The Checkpoints of a run (None for a dry run), identified by all that shapes its result."""
+    if args.dry_run:
+        return None
+    identity = {"model": role, "config": config, "params": tp.as_dict(params), "seed": args.seed,
+                "train_count": int(train_count), "subset": args.subset, "omit": list(args.omit),
+                "only": list(args.only), **more}
+    return Checkpoints(out, args.checkpoint_every, identity, args.resume)
+
+
 def run_record(args, params, role, net, train_count, test_set, history, timing, wall_s, device,
                **extra):
     errors, per_class, _ = evaluate(net, *test_set)
@@ -298,7 +443,8 @@ def run_record(args, params, role, net, train_count, test_set, history, timing, 
             "train_count": int(train_count), "subset": args.subset, "omit": args.omit,
             "only": args.only,
             "samples_per_s": round(timing["samples_per_s"], 1),
-            "train_s": round(timing["train_s"], 2), "wall_s": round(wall_s, 2),
+            "train_s": round(timing["train_s"], 2),
+            "wall_s": round(wall_s + timing.get("wall_s_before_resume", 0.0), 2),
             "device": str(device), "hardware": hardware(device), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "command": " ".join(sys.argv), **extra,
             "history": history}
@@ -352,6 +498,11 @@ def report_errors(main):
         except Diverged as e:
             print(f"{prog}: diverged: {e}", file=sys.stderr)
             sys.exit(3)
+        except Interrupted as e:
+            again = " ".join(sys.argv if argv is None else [prog, *argv])
+            again += "" if "--resume" in again.split() else " --resume"
+            print(f"{prog}: {e}; continue with: {again}", file=sys.stderr)
+            sys.exit(130)
         except KeyboardInterrupt:
             print(f"\n{prog}: interrupted; the run in progress was not saved", file=sys.stderr)
             sys.exit(130)
@@ -379,8 +530,9 @@ def main(argv=None):
     net = init_net(config, args.seed, device)
     print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
           f"{epochs} epochs, {type(params).__name__}, jitter {jitter}, seed {args.seed}")
+    checkpoints = checkpoints_of(args, out, role, params, config, len(train_set[1]), jitter=jitter)
     history, timing = fit(net, [*train_set, None], test_set, params, epochs, params.lr, args.seed,
-                          hard_label_loss, jitter, max_steps=10 if args.dry_run else None)
+                          hard_label_loss, jitter, 10 if args.dry_run else None, checkpoints)
     record = run_record(args, params, role, net, len(train_set[1]), test_set, history, timing,
                         time.perf_counter() - started, device, jitter=jitter)
     if args.dry_run:

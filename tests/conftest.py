@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny synthetic MNIST written as real IDX files, and the real data path."""
+import json
 import os
 import struct
 import sys
@@ -12,6 +13,8 @@ sys.path.insert(0, ROOT)
 REAL_MNIST = os.path.join(ROOT, "..", "shared", "data", "mnist")
 
 torch.set_num_threads(2)
+
+FAST = ["--epochs", "3", "--hidden", "32", "--batch-size", "50"]
 
 
 def write_idx(path, array):
@@ -47,3 +50,22 @@ def write_mnist(root, n_train=400, n_test=100):
 @pytest.fixture(scope="session")
 def tiny_mnist(tmp_path_factory):
     return write_mnist(str(tmp_path_factory.mktemp("tiny_mnist")))
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_mnist, tmp_path_factory):
+    """A tiny teacher and small net, trained once by the real scripts."""
+    import train
+    out = tmp_path_factory.mktemp("models")
+    teacher = str(out / "teacher.pt")
+    small = str(out / "small.pt")
+    record_t = train.main(["--model", "teacher", "--data-dir", tiny_mnist, "--out", teacher,
+                           "--epochs", "4", "--hidden", "64", "--batch-size", "50"])
+    record_s = train.main(["--model", "small", "--data-dir", tiny_mnist, "--out", small, *FAST])
+    return {"teacher": teacher, "small": small, "teacher_record": record_t, "small_record": record_s,
+            "data": tiny_mnist, "dir": out}
+
+
+def read_json(pt_path):
+    with open(pt_path[:-3] + ".json") as f:
+        return json.load(f)

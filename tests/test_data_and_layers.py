@@ -75,9 +75,9 @@ def test_load_mnist_reads_idx_files(tiny_mnist):
     from conftest import synthetic_digits
     images, labels = dataset.load_mnist(tiny_mnist, train=True)
     expected_images, expected_labels = synthetic_digits(400, 0)
-    assert images.shape == (400, 784) and images.dtype == torch.float32
+    assert images.shape == (400, 784) and images.dtype == torch.uint8
     assert labels.tolist() == expected_labels.tolist()
-    assert torch.equal(images, torch.tensor(expected_images.reshape(400, 784) / 255.0, dtype=torch.float32))
+    assert torch.equal(images, torch.tensor(expected_images.reshape(400, 784), dtype=torch.uint8))
 
 
 def test_max_norm_holds_after_a_step():

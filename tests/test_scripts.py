@@ -11,29 +11,10 @@ import torch
 
 import distillation
 import train
-from conftest import ROOT, write_mnist
+from conftest import FAST, ROOT, read_json, write_mnist
 
 REQUIRED = {"test_errors", "per_class_errors", "test_count", "epochs", "seed", "params",
             "samples_per_s", "wall_s", "config", "history"}
-FAST = ["--epochs", "3", "--hidden", "32", "--batch-size", "50"]
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_mnist, tmp_path_factory):
-    """A tiny teacher and small net, trained once by the real scripts."""
-    out = tmp_path_factory.mktemp("models")
-    teacher = str(out / "teacher.pt")
-    small = str(out / "small.pt")
-    record_t = train.main(["--model", "teacher", "--data-dir", tiny_mnist, "--out", teacher,
-                           "--epochs", "4", "--hidden", "64", "--batch-size", "50"])
-    record_s = train.main(["--model", "small", "--data-dir", tiny_mnist, "--out", small, *FAST])
-    return {"teacher": teacher, "small": small, "teacher_record": record_t, "small_record": record_s,
-            "data": tiny_mnist, "dir": out}
-
-
-def read_json(pt_path):
-    with open(pt_path[:-3] + ".json") as f:
-        return json.load(f)
 
 
 def test_train_writes_checkpoint_and_results_that_agree(trained):

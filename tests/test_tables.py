@@ -33,6 +33,7 @@ def test_rows_group_seeds_with_mean_std_and_range(tmp_path):
 
 def test_write_replaces_only_the_marked_block(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{tables.BEGIN}\nold\n{tables.END}\nafter\n")
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    readme.write_text(f"intro\n{begin}\nold\n{end}\nafter\n")
     tables.write_between_markers(str(readme), "new table")
-    assert readme.read_text() == f"intro\n{tables.BEGIN}\nnew table\n{tables.END}\nafter\n"
+    assert readme.read_text() == f"intro\n{begin}\nnew table\n{end}\nafter\n"

@@ -1,0 +1,165 @@
+"""Interruption, resume, determinism and the divergence guard, on the tiny synthetic MNIST."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import dataset
+import train
+import training_params as tp
+from conftest import ROOT, read_json
+from test_scripts import expect_bad_input
+
+# a teacher (dropout, max-norm, jitter: every random stream in play), long enough to interrupt
+TEACHER = ["--model", "teacher", "--hidden", "96", "--batch-size", "20", "--epochs", "40"]
+
+
+def command(data, out, *extra):
+    return [sys.executable, "train.py", "--data-dir", data, "--out", out, *TEACHER, *extra]
+
+
+def finish(data, out, *extra):
+    done = subprocess.run(command(data, out, *extra), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_mnist, tmp_path_factory):
+    """The uninterrupted run every interrupted one must reproduce bit for bit."""
+    out = str(tmp_path_factory.mktemp("reference") / "teacher.pt")
+    finish(tiny_mnist, out, "--checkpoint-every", "3")
+    return out
+
+
+def assert_same_run(a, b):
+    sa, sb = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
+    assert read_json(a)["history"] == read_json(b)["history"]
+
+
+def start_and_wait_for_checkpoint(data, out, *extra):
+    process = subprocess.Popen(command(data, out, *extra), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not os.path.exists(train.resume_path(out)):
+        assert process.poll() is None and time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    return process
+
+
+def test_sigkill_then_resume_gives_the_same_weights(tiny_mnist, reference, tmp_path):
+    out = str(tmp_path / "teacher.pt")
+    process = start_and_wait_for_checkpoint(tiny_mnist, out, "--checkpoint-every", "3")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(train.resume_path(out), weights_only=True)
+    assert 3 <= saved["epoch"] < 40 and not os.path.exists(out), "killed partway"
+    done = finish(tiny_mnist, out, "--checkpoint-every", "3", "--resume")
+    assert f"resumed from {train.resume_path(out)}: epoch {saved['epoch']}" in done.stdout
+    assert_same_run(reference, out)
+
+
+def test_ctrl_c_checkpoints_mid_epoch_and_says_how_to_resume(tiny_mnist, reference, tmp_path):
+    out = str(tmp_path / "teacher.pt")
+    process = start_and_wait_for_checkpoint(tiny_mnist, out, "--checkpoint-every", "3")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err and train.resume_path(out) in err
+    saved = torch.load(train.resume_path(out), weights_only=True)
+    assert saved["step"] > 0, "stopped after a step, not at an epoch's end"
+    finish(tiny_mnist, out, "--checkpoint-every", "3", "--resume")
+    assert_same_run(reference, out)
+
+
+KILL_ON_THIRD_SAVE = """
+import os, signal, sys, torch
+sys.path.insert(0, {root!r})
+import train
+real_save, saves = torch.save, []
+def dying_save(obj, f):
+    saves.append(1)
+    if len(saves) == 3:  # half-way through writing the third checkpoint
+        f.write(b"PK\\x03\\x04 half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_save(obj, f)
+torch.save = dying_save
+train.main({argv!r})
+"""
+
+
+def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tiny_mnist, reference, tmp_path):
+    out = str(tmp_path / "teacher.pt")
+    argv = command(tiny_mnist, out, "--checkpoint-every", "3")[2:]
+    script = KILL_ON_THIRD_SAVE.format(root=ROOT, argv=argv)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL
+    saved = torch.load(train.resume_path(out), weights_only=True)  # intact and loadable
+    assert saved["epoch"] == 6 and saved["step"] == 0
+    assert any(".tmp" in name for name in os.listdir(tmp_path)), "the write was really cut off"
+    finish(tiny_mnist, out, "--checkpoint-every", "3", "--resume")
+    assert_same_run(reference, out)
+
+
+def test_the_same_command_twice_gives_identical_results(tiny_mnist, reference, tmp_path):
+    out = str(tmp_path / "teacher.pt")
+    finish(tiny_mnist, out, "--checkpoint-every", "0")
+    assert_same_run(reference, out)
+
+
+def test_divergence_names_the_epoch_and_keeps_the_last_good_checkpoint(tiny_mnist, tmp_path):
+    train_set, test_set = (dataset.load_mnist(tiny_mnist, split) for split in (True, False))
+    params = tp.LocalParams(batch_size=50)
+    net = train.init_net({"hidden": [16, 16]}, 1, "cpu")
+    out = str(tmp_path / "net.pt")
+    checkpoints = train.Checkpoints(out, 2, {"test": 1}, resume=False)
+    calls = []
+
+    def loss_that_blows_up_in_epoch_5(net, x, y, extra):
+        calls.append(1)
+        loss = train.hard_label_loss(net, x, y, extra)
+        return loss * float("nan") if len(calls) > 4 * 8 else loss  # 8 steps per epoch
+
+    with pytest.raises(train.Diverged) as stop:
+        train.fit(net, [*train_set, None], test_set, params, 10, 0.01, 1,
+                  loss_that_blows_up_in_epoch_5, checkpoints=checkpoints)
+    assert "epoch 5" in str(stop.value) and checkpoints.path in str(stop.value)
+    saved = torch.load(checkpoints.path, weights_only=True)
+    assert saved["epoch"] == 4 and all(torch.isfinite(t).all() for t in saved["net"].values())
+
+
+def test_divergence_from_the_command_line(tiny_mnist, tmp_path):
+    out = str(tmp_path / "small.pt")
+    done = subprocess.run([sys.executable, "train.py", "--model", "small", "--data-dir", tiny_mnist,
+                           "--out", out, "--lr", "1e30", "--epochs", "3"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 3 and "epoch 1" in done.stderr and "Traceback" not in done.stderr
+    assert not os.path.exists(out) and not os.path.exists(out[:-3] + ".json")
+
+
+def test_bad_resume_and_checkpoint_input(tiny_mnist, reference, tmp_path, capsys):
+    out = str(tmp_path / "teacher.pt")
+    base = ["--data-dir", tiny_mnist, "--out", out, *TEACHER]
+    expect_bad_input(capsys, train.main, [*base, "--checkpoint-every", "-1"], "--checkpoint-every")
+    expect_bad_input(capsys, train.main, [*base, "--resume"], "no checkpoint", out=out)
+    expect_bad_input(capsys, train.main, [*base, "--resume", "--dry-run"], "--dry-run")
+    resume = train.resume_path(out)
+    with open(train.resume_path(reference), "rb") as f:
+        good = f.read()
+    with open(resume, "wb") as f:
+        f.write(good)
+    expect_bad_input(capsys, train.main, [*base, "--resume", "--seed", "2"], "seed", out=out)
+    expect_bad_input(capsys, train.main, [*base, "--resume", "--hidden", "50"], "config", out=out)
+    for broken in (good[:len(good) // 2], b"not a checkpoint at all"):
+        with open(resume, "wb") as f:
+            f.write(broken)
+        expect_bad_input(capsys, train.main, [*base, "--resume"], "not a readable", out=out)
