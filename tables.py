@@ -19,14 +19,24 @@ PAPER = {("teacher", "784-1200-1200-10", None): 67, ("small", "784-800-800-10", 
 ORDER = {"teacher": 0, "small": 1, "student": 2}
 
 
+def fail(message):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def load_records(paths):
     files = []
     for path in paths:
         files += sorted(glob.glob(os.path.join(path, "*.json"))) if os.path.isdir(path) else [path]
     records = []
     for name in files:
-        with open(name) as f:
-            record = json.load(f)
+        try:
+            with open(name) as f:
+                record = json.load(f)
+        except (OSError, ValueError) as e:
+            fail(f"cannot read {name!r} ({type(e).__name__}); pass results JSON files or "
+                 "folders of them")
         if isinstance(record, dict) and "test_errors" in record and "seed" in record:
             records.append(record)
     return records
@@ -122,11 +132,13 @@ def write_between_markers(path, text, name="results"):
     with open(path) as f:
         content = f.read()
     if begin not in content or end not in content:
-        sys.exit(f"error: {path} has no {begin} ... {end} block")
+        fail(f"{path} has no {begin} ... {end} block to replace")
     head, rest = content.split(begin, 1)
     tail = rest.split(end, 1)[1]
-    with open(path, "w") as f:
+    tmp = f"{path}.tmp{os.getpid()}"  # renamed over the file: never a half-written README
+    with open(tmp, "w") as f:
         f.write(f"{head}{begin}\n{text}\n{end}{tail}")
+    os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import signal
+import subprocess
 import sys
 import time
 
@@ -418,6 +419,19 @@ def hardware(device):
     return f"{model}, {os.cpu_count()} cores"
 
 
+def code_version():
+    """The git commit of this code (+ '-dirty' with uncommitted changes), or None outside git."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, text=True,
+                                capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               text=True, capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if commit and dirty else (commit or None)
+
+
 def format_seconds(s):
     s = int(round(s))
     return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -446,7 +460,8 @@ def run_record(args, params, role, net, train_count, test_set, history, timing, 
             "train_s": round(timing["train_s"], 2),
             "wall_s": round(wall_s + timing.get("wall_s_before_resume", 0.0), 2),
             "device": str(device), "hardware": hardware(device), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "command": " ".join(sys.argv), **extra,
+            "torch": torch.__version__, "code_version": code_version(),
+            "command": " ".join(sys.argv), **extra,
             "history": history}
 
 

@@ -8,6 +8,7 @@ import torch
 import dataset
 import train
 import training_params as tp
+import layers
 from layers import MLP
 
 
@@ -144,3 +145,29 @@ def test_schedules(name):
     else:
         assert tp.lr_at(p, 1.0, p.epochs // 2, 0, 10, p.epochs) == pytest.approx(0.5)
         assert tp.lr_at(p, 1.0, p.epochs - 1, 10, 10, p.epochs) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.2, 0.8])
+def test_dropout_keeps_each_element_with_probability_1_minus_p_and_rescales(p):
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000, requires_grad=True)
+    y = layers.dropout(x, p, training=True)
+    kept = y != 0
+    assert y.unique().tolist() == [0.0, pytest.approx(1 / (1 - p))]
+    n = kept.numel()
+    sigma = (p * (1 - p) / n) ** 0.5  # the kept fraction's standard error
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * sigma
+    # no position is favoured: per column (the bits of one random byte for p = 0.5) and per row
+    for axis in (0, 1):
+        share = kept.float().mean(axis)
+        spread = (p * (1 - p) / kept.shape[axis]) ** 0.5
+        assert (share - (1 - p)).abs().max().item() < 6 * spread
+    y.sum().backward()  # the gradient passes exactly where the value did, with the same scale
+    assert torch.equal(x.grad, y.detach())
+    assert torch.equal(layers.dropout(x, p, training=False), x)
+
+
+def test_uint8_pixels_give_the_same_logits_as_floats_in_0_1():
+    net = MLP(hidden=[20, 20]).eval()
+    pixels = torch.randint(0, 256, (8, 784), dtype=torch.uint8)
+    assert torch.equal(net(pixels), net(pixels.float() / 255.0))

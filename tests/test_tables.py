@@ -37,3 +37,25 @@ def test_write_replaces_only_the_marked_block(tmp_path):
     readme.write_text(f"intro\n{begin}\nold\n{end}\nafter\n")
     tables.write_between_markers(str(readme), "new table")
     assert readme.read_text() == f"intro\n{begin}\nnew table\n{end}\nafter\n"
+
+
+def dark_record(seed, errors, on_missing, shift):
+    variants = {name: {"bias_shift": s, "test_errors": e, "missing_class_errors": m,
+                       "missing_class_count": 1010, "test_count": 10000}
+                for name, s, e, m in (("as trained", 0.0, errors, on_missing),
+                                      ("fixed shift", 3.5, errors - 100, 14),
+                                      ("frequency-matched shift", shift, errors - 120, 20))}
+    return {"model": "student", "architecture": "784-800-800-10", "T": 20.0, "seed": seed,
+            "params": {"name": "LocalParams"}, "epochs": 30, "experiment": "wo3",
+            "variant": "as trained", "variants": variants, "test_errors": errors}
+
+
+def test_dark_knowledge_table_over_seeds():
+    lines = tables.dark_knowledge_table([dark_record(1, 300, 200, 2.0),
+                                         dark_record(2, 310, 180, 3.0)]).splitlines()
+    assert len(lines) == 2 + 3
+    as_trained, fixed, honest = lines[2:]
+    assert "| as trained | 0.00 ± 0.00 (0.00-0.00) | 305.0 ± 7.1 (300-310) | 206 |" in as_trained
+    assert "| 190.0 ± 14.1 (180-200) of 1010 | 133 | 2 (1, 2) | LocalParams, 30 |" in as_trained
+    assert "| fixed shift | 3.50 ± 0.00 (3.50-3.50) | 205.0 ± 7.1 (200-210) | 109 |" in fixed
+    assert "| frequency-matched shift | 2.50 ± 0.71 (2.00-3.00) |" in honest
