@@ -195,6 +195,11 @@ def benchmark(args):
     and the back-to-back matmuls are measured before and after the runs and the higher kept,
     so the % never flatters."""
     device = train.resolve_device(args.device)
+    for split in (True, False):  # fail now, not after a minute of measuring
+        try:
+            dataset.load_mnist(args.data_dir, split)
+        except dataset.DataError as e:
+            raise train.UsageError(str(e)) from None
     batch = tp.PaperParams().batch_size
     record = {"hardware": train.hardware(device), "device": str(device),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": batch,

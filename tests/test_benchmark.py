@@ -36,7 +36,8 @@ def test_benchmark_measures_every_row_and_renders_them(tiny_mnist, tmp_path):
 
 @pytest.mark.parametrize("argv,word", [(["--repeats", "0"], "--repeats"),
                                        (["--table", "/nonexistent.json"], "nonexistent"),
-                                       (["--device", "tpu"], "--device")])
+                                       (["--device", "tpu"], "--device"),
+                                       (["--data-dir", "/nonexistent/mnist"], "MNIST")])
 def test_benchmark_bad_input(tmp_path, argv, word):
     done = subprocess.run([sys.executable, "benchmark.py", "--out", str(tmp_path / "b.json"), *argv],
                           cwd=ROOT, capture_output=True, text=True)
