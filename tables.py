@@ -19,6 +19,11 @@ PAPER = {("teacher", "784-1200-1200-10", None): 67, ("small", "784-800-800-10", 
 ORDER = {"teacher": 0, "small": 1, "student": 2}
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    def error(self, message):
+        fail(f"{message} (see --help)")
+
+
 def fail(message):
     """Bad input: one line on stderr, exit code 2."""
     print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr)
@@ -142,12 +147,14 @@ def write_between_markers(path, text, name="results"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = OneLineErrors(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", help="results JSON files or folders of them")
     parser.add_argument("--write", metavar="README", help="replace the table in this file")
     args = parser.parse_args(argv)
     records = load_records(args.paths)
+    if not records:
+        fail(f"no results JSON files in {' '.join(args.paths)}")
     # distillation_no_three.py runs: the as-trained record holds all of its variants
     dark = [r for r in records if r.get("variant") == "as trained"]
     plain = [r for r in records if "experiment" not in r]

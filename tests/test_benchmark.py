@@ -37,8 +37,9 @@ def test_benchmark_measures_every_row_and_renders_them(tiny_mnist, tmp_path):
 @pytest.mark.parametrize("argv,word", [(["--repeats", "0"], "--repeats"),
                                        (["--table", "/nonexistent.json"], "nonexistent"),
                                        (["--device", "tpu"], "--device"),
-                                       (["--data-dir", "/nonexistent/mnist"], "MNIST")])
+                                       (["--data-dir", "ABSENT"], "MNIST")])
 def test_benchmark_bad_input(tmp_path, argv, word):
+    argv = [str(tmp_path / "absent") if a == "ABSENT" else a for a in argv]
     done = subprocess.run([sys.executable, "benchmark.py", "--out", str(tmp_path / "b.json"), *argv],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -1,7 +1,12 @@
 """tables.py: rows grouped over seeds, statistics checked by hand, README block replaced."""
 import json
+import subprocess
+import sys
+
+import pytest
 
 import tables
+from conftest import ROOT
 
 
 def record(model, seed, errors, T=None, epochs=30):
@@ -59,3 +64,20 @@ def test_dark_knowledge_table_over_seeds():
     assert "| 190.0 ± 14.1 (180-200) of 1010 | 133 | 2 (1, 2) | LocalParams, 30 |" in as_trained
     assert "| fixed shift | 3.50 ± 0.00 (3.50-3.50) | 205.0 ± 7.1 (200-210) | 109 |" in fixed
     assert "| frequency-matched shift | 2.50 ± 0.71 (2.00-3.00) |" in honest
+
+
+@pytest.mark.parametrize("argv,word", [([], "required"), (["/nonexistent.json"], "nonexistent"), (["tests"], "no results"),
+                                       (["results", "--bogus"], "--bogus")])
+def test_bad_input_is_one_line_with_exit_2(argv, word):
+    done = subprocess.run([sys.executable, "tables.py", *argv], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert word in done.stderr
+
+
+def test_a_readme_without_the_block_is_refused_and_left_alone(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(SystemExit) as stop:
+        tables.write_between_markers(str(readme), "table")
+    assert stop.value.code == 2 and readme.read_text() == "no markers here\n"
