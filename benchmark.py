@@ -203,7 +203,7 @@ def benchmark(args):
     batch = tp.PaperParams().batch_size
     record = {"hardware": train.hardware(device), "device": str(device),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": batch,
-              "repeats": args.repeats}
+              "repeats": args.repeats, "code_version": train.code_version()}
     limits = [matmul_limits(batch, device)]
     for name in PARTS:
         print(f"measuring {name} ({args.repeats}x) ...", flush=True)
