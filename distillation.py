@@ -116,6 +116,7 @@ def main(argv=None):
     teacher = train.load_net(args.teacher, device)
     train_set, test_set = train.load_data(args, device)
     teacher_errors, _, _ = train.evaluate(teacher, *test_set)
+    data, teacher_id = train.fingerprint(*train_set), train.fingerprint(*teacher.state_dict().values())
     teacher_logits = None if jitter else train.logits_of(teacher, train_set[0])
     baseline = args.baseline or train.json_path_of(
         os.path.join("models", os.path.basename(train.default_out("small", config))))
@@ -130,8 +131,8 @@ def main(argv=None):
         print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
               f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
               f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
-        checkpoints = train.checkpoints_of(args, out, "student", run, config, len(train_set[1]),
-                                           jitter=jitter, teacher=args.teacher)
+        checkpoints = train.checkpoints_of(args, out, "student", run, config, data, jitter=jitter,
+                                           teacher=teacher_id)
         history, timing = distill(student, teacher, train_set, test_set, run, args.seed, jitter,
                                   10 if args.dry_run else None, teacher_logits, checkpoints)
         record = train.run_record(args, run, "student", student, len(train_set[1]), test_set,

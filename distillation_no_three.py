@@ -35,13 +35,13 @@ def shift_biases(net, classes, amount):
     return shifted
 
 
-def frequency_matched_shift(student, teacher, images, classes, bound=100.0, steps=60):
+def frequency_matched_shift(student, teacher, images, classes, steps=60):
     """The bias shift of `classes` at which the student predicts them on as many of `images` as
     the teacher does. Needs no label and no test image: only unlabelled training images and the
     teacher, which has seen every class. A student whose missing classes score too low
     predicts them too rarely; matching the teacher's frequency is the classic prior correction
     for a shift in class frequencies. Returns the smallest such shift, found by bisection
-    (the count only grows with the shift)."""
+    (the count only grows with the shift); 0 if the teacher predicts none of `classes`."""
     classes = torch.as_tensor(list(classes), device=images.device)
     wanted = torch.isin(train.logits_of(teacher, images).argmax(1), classes).sum().item()
     logits = train.logits_of(student, images)
@@ -51,7 +51,13 @@ def frequency_matched_shift(student, teacher, images, classes, bound=100.0, step
     def count(shift):
         return torch.isin((logits + shift * bump).argmax(1), classes).sum().item()
 
-    low, high = -bound, bound
+    if wanted == 0:
+        return 0.0
+    low, high = -1.0, 1.0  # widen until count(low) < wanted <= count(high)
+    while count(high) < wanted:
+        high *= 2
+    while count(low) >= wanted:
+        low *= 2
     for _ in range(steps):
         middle = (low + high) / 2
         low, high = (low, middle) if count(middle) >= wanted else (middle, high)
@@ -60,7 +66,7 @@ def frequency_matched_shift(student, teacher, images, classes, bound=100.0, step
 
 # ---------------------------------------------------------------------------- the report
 def missing_classes(args):
-    return sorted(args.omit) if args.omit else sorted(set(range(10)) - set(args.only))
+    return sorted(set(args.omit)) if args.omit else sorted(set(range(10)) - set(args.only))
 
 
 def dark_knowledge_report(net, test_set, missing):
@@ -143,10 +149,12 @@ def train_nets(args, run, transfer, test_set, teacher, device, outs):
     max_steps = 10 if args.dry_run else None
     nets = []
 
+    data, teacher_id = train.fingerprint(*transfer), train.fingerprint(*teacher.state_dict().values())
+
     def checkpoints(role, net):
-        return train.checkpoints_of(args, outs[role], role, run, net.config(), len(transfer[1]),
-                                    jitter=jitter, experiment=experiment_name(args),
-                                    **({"teacher": args.teacher} if role == "student" else {}))
+        return train.checkpoints_of(args, outs[role], role, run, net.config(), data, jitter=jitter,
+                                    experiment=experiment_name(args),
+                                    **({"teacher": teacher_id} if role == "student" else {}))
 
     started = time.perf_counter()
     student = train.init_net(train.net_config(args, run, "student"), args.seed, device)
@@ -173,9 +181,9 @@ def main(argv=None):
     name = experiment_name(args)
     student_out = args.out or train.default_out(
         "student", train.net_config(args, run, "student"), f"_{run.T:g}", tag=name)
-    baseline_name = train.default_out("small", train.net_config(args, run, "small"), tag=name)
-    outs = {"student": student_out,  # the baseline goes beside the student
-            "small": os.path.join(os.path.dirname(student_out), os.path.basename(baseline_name))}
+    baseline_out = (f"{args.out[:-3]}_baseline.pt" if args.out else  # beside the student
+                    train.default_out("small", train.net_config(args, run, "small"), tag=name))
+    outs = {"student": student_out, "small": baseline_out}
     for role, path in outs.items():
         if role == "student" or not args.no_baseline:
             train.check_writable(path)
@@ -184,7 +192,7 @@ def main(argv=None):
     transfer = dataset.filter_classes(*all_train, omit=args.omit, only=args.only)
     if len(transfer[1]) == 0:
         raise train.UsageError(f"no training images of classes {args.only} left")
-    missing, shifted_classes = missing_classes(args), sorted(args.omit or args.only)
+    missing, shifted_classes = missing_classes(args), sorted(set(args.omit or args.only))
     fixed_shift = args.bias_shift if args.bias_shift is not None else \
         PAPER_SHIFT["omit" if args.omit else "only"]
     kept = sorted(set(transfer[1].tolist()))

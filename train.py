@@ -8,10 +8,12 @@ checkpoints. Writes OUT.pt (state_dict + config) and OUT.json (results) atomical
 """
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -283,10 +285,11 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
                 optimizer.step()
                 net.apply_max_norm()
                 total += loss.detach() * len(y)  # stays on the device: no sync per step
-                if interrupted() and checkpoints:
+                if interrupted() and checkpoints and torch.isfinite(total):
                     train_s += time.perf_counter() - tick
-                    checkpoints.save(net, optimizer, epoch_start_rng, epoch, step + 1, history,
-                                     train_s, wall_before + time.perf_counter() - started, total)
+                    checkpoints.save(net, optimizer, epoch_start_rng, epoch, step + 1, epochs,
+                                     history, train_s, wall_before + time.perf_counter() - started,
+                                     total)
                     raise Interrupted(epoch + 1, step + 1, checkpoints.path)
                 if interrupted():
                     raise KeyboardInterrupt
@@ -296,7 +299,8 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
             train_s += time.perf_counter() - tick
             if not math.isfinite(mean_loss):
                 raise Diverged(f"training loss became {mean_loss} in epoch {epoch + 1}"
-                               f"{checkpoints.last_good() if checkpoints else ''}; lower --lr")
+                               f"{checkpoints.last_good() if checkpoints else ''}; "
+                               "start again with a lower --lr")
             errors, _, _ = evaluate(net, *test_set)
             history.append({"epoch": epoch + 1, "loss": mean_loss, "test_errors": errors})
             seen = (epoch + 1) * min(n, steps * bs)
@@ -305,8 +309,9 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
                   f"({100 * errors / len(test_set[1]):.2f}%) | {seen / train_s:7.0f} samples/s | "
                   f"ETA {format_seconds(eta)}", flush=True)
             if checkpoints and checkpoints.due(epoch + 1, epochs):
-                checkpoints.save(net, optimizer, generator.get_state(), epoch + 1, 0, history,
-                                 train_s, wall_before + time.perf_counter() - started, total)
+                checkpoints.save(net, optimizer, generator.get_state(), epoch + 1, 0, epochs,
+                                 history, train_s, wall_before + time.perf_counter() - started,
+                                 total)
     trained = len(history) * min(n, steps * bs)
     return history, {"train_s": train_s, "samples_per_s": trained / train_s if train_s else 0.0,
                      "wall_s_before_resume": wall_before}
@@ -327,37 +332,47 @@ def resume_path(out):
 class Checkpoints:
     """The resumable training state of one run, at OUT.resume.pt: weights, optimizer (momentum
     buffers), epoch and step, both random streams (dropout; shuffling and jitter), the loss
-    so far and the history. `identity` says what the run is (net, recipe, seed, data, ...); a
-    checkpoint of another run is refused rather than silently continued."""
+    so far and the history. `identity` says what the run is (net, recipe, seed, device, data,
+    teacher, ...); a checkpoint of another run is refused rather than silently continued, and
+    a run without --resume refuses to overwrite one."""
 
     def __init__(self, out, every, identity, resume):
         self.path, self.every, self.identity, self.resume = resume_path(out), every, identity, resume
         self.saved_epoch = None
+        if not resume and unfinished(self.path):
+            raise UsageError(f"{self.path!r} holds an unfinished earlier run: pass --resume to "
+                             "continue it, or delete it to start afresh")
 
     def due(self, epoch, epochs):
         return epoch == epochs or (self.every > 0 and epoch % self.every == 0)
 
-    def save(self, net, optimizer, data_rng, epoch, step, history, train_s, wall_s, loss_total):
-        state = {"identity": self.identity, "epoch": epoch, "step": step, "history": history,
+    def save(self, net, optimizer, data_rng, epoch, step, epochs, history, train_s, wall_s,
+             loss_total):
+        device = next(net.parameters()).device
+        state = {"identity": self.identity, "epoch": epoch, "step": step, "epochs": epochs,
+                 "history": history,
                  "train_s": train_s, "wall_s": wall_s, "loss_total": loss_total.cpu(),
                  "net": net.state_dict(), "optimizer": optimizer.state_dict(),
                  "data_rng": data_rng, "torch_rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         write_atomic({self.path: lambda f: torch.save(state, f)})
         self.saved_epoch = epoch
 
     def last_good(self):
-        if self.saved_epoch is None and not os.path.exists(self.path):
+        """For the divergence message: where this run's last finite state is, if it saved one."""
+        if self.saved_epoch is None:
             return ""
-        return f"; the last good checkpoint is kept in {self.path}"
+        return (f"; the state after epoch {self.saved_epoch} is kept in {self.path} (its loss "
+                "was finite)")
 
     def load(self, net, optimizer, generator):
-        """Restore a saved state into net, optimizer and the random streams; None if not resuming."""
+        """Restore a saved state into net, optimizer and the random streams; None if there is
+        none to resume (a run of a sweep that had not started yet starts afresh)."""
         if not self.resume:
             return None
         if not os.path.isfile(self.path):
-            raise UsageError(f"--resume: no checkpoint at {self.path!r}; run without --resume "
-                             "to start afresh")
+            print(f"--resume: no saved state at {self.path}, starting this run afresh")
+            return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
             stored = state["identity"]
@@ -368,17 +383,37 @@ class Checkpoints:
                          if stored.get(k) != self.identity.get(k))
         if differs:
             raise UsageError(f"--resume: {self.path!r} belongs to a different run (it differs in "
-                             f"{', '.join(differs)}); repeat the original command, or drop --resume")
+                             f"{', '.join(differs)}); repeat the original command, or delete it")
         device = next(net.parameters()).device
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["data_rng"])
         torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         self.saved_epoch = state["epoch"]
         print(f"resumed from {self.path}: epoch {state['epoch']}, step {state['step']}")
         return state
+
+
+def unfinished(path):
+    """Whether `path` holds the state of a run that stopped before its last epoch: too
+    valuable to overwrite without being asked. A finished run's state is not."""
+    if not os.path.exists(path):
+        return False
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state["step"] > 0 or state["epoch"] < state["epochs"]
+    except Exception:
+        return False  # not a state these scripts wrote: nothing to lose
+
+
+def fingerprint(*tensors):
+    """A short hash of tensors' contents: the same data, or the same teacher, for a resume."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -425,8 +460,9 @@ def code_version():
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, text=True,
                                 capture_output=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               text=True, capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "*.py"], cwd=here, text=True, capture_output=True,
+                               timeout=10).stdout.strip()  # code only: results and docs change
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if commit and dirty else (commit or None)
@@ -438,13 +474,14 @@ def format_seconds(s):
 
 
 # ---------------------------------------------------------------------------- results
-def checkpoints_of(args, out, role, params, config, train_count, **more):
-    """The Checkpoints of a run (None for a dry run), identified by all that shapes its result."""
+def checkpoints_of(args, out, role, params, config, data, **more):
+    """The Checkpoints of a run (None for a dry run), identified by all that shapes its result;
+    `data` is a fingerprint of the training set."""
     if args.dry_run:
         return None
     identity = {"model": role, "config": config, "params": tp.as_dict(params), "seed": args.seed,
-                "train_count": int(train_count), "subset": args.subset, "omit": list(args.omit),
-                "only": list(args.only), **more}
+                "device": torch.device(resolve_device(args.device)).type, "data": data,
+                **more}
     return Checkpoints(out, args.checkpoint_every, identity, args.resume)
 
 
@@ -514,8 +551,8 @@ def report_errors(main):
             print(f"{prog}: diverged: {e}", file=sys.stderr)
             sys.exit(3)
         except Interrupted as e:
-            again = " ".join(sys.argv if argv is None else [prog, *argv])
-            again += "" if "--resume" in again.split() else " --resume"
+            words = ["python", *sys.argv] if argv is None else ["python", prog, *argv]
+            again = shlex.join(words + ([] if "--resume" in words else ["--resume"]))
             print(f"{prog}: {e}; continue with: {again}", file=sys.stderr)
             sys.exit(130)
         except KeyboardInterrupt:
@@ -545,7 +582,8 @@ def main(argv=None):
     net = init_net(config, args.seed, device)
     print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
           f"{epochs} epochs, {type(params).__name__}, jitter {jitter}, seed {args.seed}")
-    checkpoints = checkpoints_of(args, out, role, params, config, len(train_set[1]), jitter=jitter)
+    checkpoints = checkpoints_of(args, out, role, params, config, fingerprint(*train_set),
+                                 jitter=jitter)
     history, timing = fit(net, [*train_set, None], test_set, params, epochs, params.lr, args.seed,
                           hard_label_loss, jitter, 10 if args.dry_run else None, checkpoints)
     record = run_record(args, params, role, net, len(train_set[1]), test_set, history, timing,

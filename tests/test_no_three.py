@@ -80,11 +80,11 @@ def test_end_to_end_without_threes(trained, tmp_path, capsys):
     assert "fixed shift" in printed and "frequency-matched shift" in printed
     assert student["model"] == "student" and small["model"] == "small"
     assert student["missing_classes"] == [3] and student["fixed_shift"] == 3.5
-    names = ["student", "student_shift", "student_autoshift", "small_model_wo3_32",
-             "small_model_wo3_32_shift", "small_model_wo3_32_autoshift"]
+    names = ["student", "student_shift", "student_autoshift", "student_baseline",
+             "student_baseline_shift", "student_baseline_autoshift"]
     written = sorted(os.listdir(tmp_path))
     assert written == sorted([f"{n}.{e}" for n in names for e in ("pt", "json")]
-                             + ["student.resume.pt", "small_model_wo3_32.resume.pt"])
+                             + ["student.resume.pt", "student_baseline.resume.pt"])
     test_set = dataset.load_mnist(trained["data"], False)
     as_trained = train.load_net(out, "cpu")
     for name in names:

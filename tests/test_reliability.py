@@ -150,11 +150,16 @@ def test_bad_resume_and_checkpoint_input(tiny_mnist, reference, tmp_path, capsys
     out = str(tmp_path / "teacher.pt")
     base = ["--data-dir", tiny_mnist, "--out", out, *TEACHER]
     expect_bad_input(capsys, train.main, [*base, "--checkpoint-every", "-1"], "--checkpoint-every")
-    expect_bad_input(capsys, train.main, [*base, "--resume"], "no checkpoint", out=out)
     expect_bad_input(capsys, train.main, [*base, "--resume", "--dry-run"], "--dry-run")
     resume = train.resume_path(out)
     with open(train.resume_path(reference), "rb") as f:
         good = f.read()
+    unfinished = torch.load(train.resume_path(reference), weights_only=True)
+    unfinished["epoch"] = 12
+    torch.save(unfinished, resume)
+    before = open(resume, "rb").read()
+    expect_bad_input(capsys, train.main, base, "--resume", out=out)  # would overwrite it
+    assert open(resume, "rb").read() == before
     with open(resume, "wb") as f:
         f.write(good)
     expect_bad_input(capsys, train.main, [*base, "--resume", "--seed", "2"], "seed", out=out)
@@ -163,3 +168,38 @@ def test_bad_resume_and_checkpoint_input(tiny_mnist, reference, tmp_path, capsys
         with open(resume, "wb") as f:
             f.write(broken)
         expect_bad_input(capsys, train.main, [*base, "--resume"], "not a readable", out=out)
+
+
+def test_resume_without_a_saved_state_starts_afresh(tiny_mnist, tmp_path, capsys):
+    out = str(tmp_path / "small.pt")
+    record = train.main(["--model", "small", "--data-dir", tiny_mnist, "--out", out, "--epochs", "2",
+                         "--hidden", "16", "--resume"])
+    assert "starting this run afresh" in capsys.readouterr().out and record["epochs"] == 2
+
+
+SWEEP = ["--T", "2", "4", "--hidden", "48", "--batch-size", "20", "--epochs", "30",
+         "--checkpoint-every", "3"]
+
+
+def test_a_killed_sweep_resumes_to_the_same_students(trained, tmp_path):
+    def sweep(out, *extra):
+        return [sys.executable, "distillation.py", "--data-dir", trained["data"], "--teacher",
+                trained["teacher"], "--out", out, *SWEEP, *extra]
+    reference = str(tmp_path / "reference" / "student.pt")
+    os.makedirs(os.path.dirname(reference))
+    assert subprocess.run(sweep(reference), cwd=ROOT, capture_output=True).returncode == 0
+    out = str(tmp_path / "student.pt")
+    process = subprocess.Popen(sweep(out), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    second = train.resume_path(out[:-3] + "_T4.pt")
+    deadline = time.time() + 120
+    while not os.path.exists(second):  # killed during the second run of the sweep
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(out[:-3] + "_T4.pt")
+    done = subprocess.run(sweep(out, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for T in ("2", "4"):
+        assert_same_run(f"{reference[:-3]}_T{T}.pt", f"{out[:-3]}_T{T}.pt")
