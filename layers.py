@@ -32,10 +32,12 @@ class MLP(nn.Module):
     def forward(self, x):
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
-        # Dropout on raw pixels: a dropped pixel is background (0), as in the 2012 recipe.
-        x = dropout(x, self.dropout_input, self.training)
         if self.standardize:
             x = (x - MNIST_MEAN) / MNIST_STD
+        # Input dropout zeroes the net's input: background for raw pixels (the 2012 recipe), the
+        # mean pixel for standardized ones. The latter gave the better teacher: 77 test errors
+        # against 88 (LocalParams, 150 epochs, seed 2: results/teacher_dropout_order).
+        x = dropout(x, self.dropout_input, self.training)
         for layer in self.layers[:-1]:
             x = dropout(F.relu(layer(x)), self.dropout_hidden, self.training)
         return self.layers[-1](x)
