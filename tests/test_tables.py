@@ -61,7 +61,10 @@ def test_dark_knowledge_table_over_seeds():
     assert len(lines) == 2 + 3
     as_trained, fixed, honest = lines[2:]
     assert "| as trained | 0.00 ± 0.00 (0.00-0.00) | 305.0 ± 7.1 (300-310) | 206 |" in as_trained
-    assert "| 190.0 ± 14.1 (180-200) of 1010 | 133 | 2 (1, 2) | LocalParams, 30 |" in as_trained
+    assert "| 190.0 ± 14.1 (180-200) of 1010 | 133 | 2 (1, 2) | LocalParams, 30 | MISSED |" in as_trained
+    assert fixed.endswith("| LocalParams, 30 | MISSED |") and honest.endswith("| LocalParams, 30 |  |")
+    met = tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
+    assert met.endswith("| LocalParams, 30 | met |"), "at most the paper's numbers is met"
     assert "| fixed shift | 3.50 ± 0.00 (3.50-3.50) | 205.0 ± 7.1 (200-210) | 109 |" in fixed
     assert "| frequency-matched shift | 2.50 ± 0.71 (2.00-3.00) |" in honest
 
@@ -81,3 +84,18 @@ def test_a_readme_without_the_block_is_refused_and_left_alone(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         tables.write_between_markers(str(readme), "table")
     assert stop.value.code == 2 and readme.read_text() == "no markers here\n"
+
+
+def test_targets_are_judged_on_the_mean_and_the_student_must_beat_each_seeds_small_net():
+    small = [record("small", 1, 140), record("small", 2, 150)]
+    good = [record("student", 1, 70, T=20.0), record("student", 2, 76, T=20.0)]   # mean 73
+    lines = tables.table(small + good).splitlines()
+    assert next(l for l in lines if "distilled" in l).endswith(
+        "| ≤ 74, below the small net of each seed: met |")
+    assert next(l for l in lines if "hard labels" in l).endswith("| 146 ± 5: met |")
+    unpaired = good + [record("student", 3, 60, T=20.0)]                          # mean 68.7
+    assert "MISSED" in next(l for l in tables.table(small + unpaired).splitlines() if "distilled" in l)
+    worse = [record("student", 1, 72, T=20.0), record("student", 2, 151, T=20.0)]
+    assert "MISSED" in next(l for l in tables.table(small + worse).splitlines() if "distilled" in l)
+    other_T = [record("student", 1, 200, T=8.0)]
+    assert next(l for l in tables.table(other_T).splitlines() if "distilled" in l).endswith("|  |")
