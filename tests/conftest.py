@@ -10,7 +10,11 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-REAL_MNIST = os.path.join(ROOT, "..", "shared", "data", "mnist")
+# the real MNIST: the project's offline copy beside the repository, else the scripts' default
+# folder, where torchvision downloads it
+REAL_MNIST = next((path for path in (os.path.join(ROOT, "..", "shared", "data", "mnist"),
+                                     os.path.join(ROOT, "data")) if os.path.isdir(path)),
+                  os.path.join(ROOT, "data"))
 
 torch.set_num_threads(2)
 
