@@ -46,19 +46,20 @@ def soft_target_loss(T, alpha, teacher=None):
     return batch_loss
 
 
-def distill(student, teacher, train_set, test_set, params, seed, jitter=0, max_steps=None,
-            teacher_logits=None, checkpoints=None):
-    """Train `student` on the teacher's soft targets at params.T with weight params.alpha;
-    returns fit's output. Pass `teacher_logits` of the transfer images to reuse them."""
+def distill(student, teacher, train_set, test_set, params, seed, jitter=0, epochs=None,
+            max_steps=None, teacher_logits=None, checkpoints=None):
+    """Train `student` on the teacher's soft targets at params.T with weight params.alpha for
+    `epochs` (default params.distill_epochs); returns fit's output. Pass `teacher_logits` of
+    the transfer images to reuse them."""
     images, labels = train_set
     teacher.eval().requires_grad_(False)
     cached = None
     if not jitter:
         cached = train.logits_of(teacher, images) if teacher_logits is None else teacher_logits
     loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
-    epochs = 1 if max_steps else params.epochs
-    return train.fit(student, [images, labels, cached], test_set, params, epochs,
-                     params.distill_lr, seed, loss, jitter, max_steps, checkpoints)
+    return train.fit(student, [images, labels, cached], test_set, params,
+                     epochs or params.distill_epochs, params.distill_lr, seed, loss, jitter,
+                     max_steps, checkpoints, params.distill_warmup_epochs)
 
 
 def make_distill_parser(doc, read_baseline=True):
@@ -76,7 +77,7 @@ def make_distill_parser(doc, read_baseline=True):
 def parse_distill_args(parser, argv):
     """(args, one recipe per temperature), checked; the common --lr sets the distill_lr."""
     args = parser.parse_args(argv)
-    params = tp.params_from_args(args, "epochs", "distill_lr")
+    params = tp.params_from_args(args, "distill_epochs", "distill_lr")
     if args.alpha is not None:
         params.alpha = args.alpha
     temperatures = args.T or [params.T]
@@ -134,7 +135,8 @@ def main(argv=None):
         checkpoints = train.checkpoints_of(args, out, "student", run, config, data, jitter=jitter,
                                            teacher=teacher_id)
         history, timing = distill(student, teacher, train_set, test_set, run, args.seed, jitter,
-                                  10 if args.dry_run else None, teacher_logits, checkpoints)
+                                  *train.run_length(args, run.distill_epochs), teacher_logits,
+                                  checkpoints)
         record = train.run_record(args, run, "student", student, len(train_set[1]), test_set,
                                   history, timing, time.perf_counter() - started, device,
                                   T=run.T, alpha=run.alpha, jitter=jitter, teacher=args.teacher,

@@ -35,15 +35,21 @@ def shift_biases(net, classes, amount):
     return shifted
 
 
-def frequency_matched_shift(student, teacher, images, classes, steps=60):
-    """The bias shift of `classes` at which the student predicts them on as many of `images` as
-    the teacher does. Needs no label and no test image: only unlabelled training images and the
-    teacher, which has seen every class. A student whose missing classes score too low
-    predicts them too rarely; matching the teacher's frequency is the classic prior correction
-    for a shift in class frequencies. Returns the smallest such shift, found by bisection
-    (the count only grows with the shift); 0 if the teacher predicts none of `classes`."""
+def predicted_count(net, images, classes):
+    """On how many of `images` the net's top class is one of `classes`."""
     classes = torch.as_tensor(list(classes), device=images.device)
-    wanted = torch.isin(train.logits_of(teacher, images).argmax(1), classes).sum().item()
+    return torch.isin(train.logits_of(net, images).argmax(1), classes).sum().item()
+
+
+def frequency_matched_shift(student, images, classes, wanted, steps=60):
+    """The bias shift of `classes` at which the student predicts them on `wanted` of `images`:
+    as many as the teacher does (`predicted_count(teacher, ...)`). Needs no label and no test
+    image: only unlabelled training images and the teacher, which has seen every class. A
+    student whose missing classes score too low predicts them too rarely; matching the
+    teacher's frequency is the classic prior correction for a shift in class frequencies.
+    Returns the smallest such shift, found by bisection (the count only grows with the
+    shift); 0 if the teacher predicts none of `classes`."""
+    classes = torch.as_tensor(list(classes), device=images.device)
     logits = train.logits_of(student, images)
     bump = torch.zeros(logits.shape[1], device=logits.device)
     bump[classes] = 1.0
@@ -146,7 +152,6 @@ def save_variant(out, net, record, name, shift, report):
 def train_nets(args, run, transfer, test_set, teacher, device, outs):
     """[(role, title, net, history, timing, wall_s)]: the student, then the hard-label baseline."""
     jitter = train.regularizer(args, run, "student", "jitter")
-    max_steps = 10 if args.dry_run else None
     nets = []
 
     data, teacher_id = train.fingerprint(*transfer), train.fingerprint(*teacher.state_dict().values())
@@ -159,15 +164,16 @@ def train_nets(args, run, transfer, test_set, teacher, device, outs):
     started = time.perf_counter()
     student = train.init_net(train.net_config(args, run, "student"), args.seed, device)
     history, timing = distillation.distill(student, teacher, transfer, test_set, run, args.seed,
-                                           jitter, max_steps, None, checkpoints("student", student))
+                                           jitter, *train.run_length(args, run.distill_epochs),
+                                           None, checkpoints("student", student))
     nets.append(("student", f"distilled {describe(student.config())} (T={run.T:g}, "
                  f"alpha={run.alpha:g})", student, history, timing, time.perf_counter() - started))
     if not args.no_baseline:
         started = time.perf_counter()
         small = train.init_net(train.net_config(args, run, "small"), args.seed, device)
-        history, timing = train.fit(small, [*transfer, None], test_set, run,
-                                    1 if args.dry_run else run.epochs, run.lr, args.seed,
-                                    train.hard_label_loss, jitter, max_steps,
+        epochs, max_steps = train.run_length(args, run.epochs)
+        history, timing = train.fit(small, [*transfer, None], test_set, run, epochs, run.lr,
+                                    args.seed, train.hard_label_loss, jitter, max_steps,
                                     checkpoints("small", small))
         nets.append(("small", f"small {describe(small.config())} (hard labels)", small, history,
                      timing, time.perf_counter() - started))
@@ -199,10 +205,11 @@ def main(argv=None):
     print(f"{name}: transfer set of {len(transfer[1])} training images of classes {kept}; "
           f"teacher {args.teacher}; seed {args.seed}")
 
+    teacher_count = predicted_count(teacher, all_train[0], shifted_classes)
     records = []
     for role, title, net, history, timing, wall_s in train_nets(args, run, transfer, test_set,
                                                                 teacher, device, outs):
-        honest = frequency_matched_shift(net, teacher, all_train[0], shifted_classes)
+        honest = frequency_matched_shift(net, all_train[0], shifted_classes, teacher_count)
         rows = variants(net, test_set, missing, shifted_classes, fixed_shift, honest)
         print_report(f"{title}, trained on classes {kept} only", rows, missing)
         record = train.run_record(

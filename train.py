@@ -247,13 +247,14 @@ def make_optimizer(net, params, lr):
 
 
 def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0, max_steps=None,
-        checkpoints=None):
+        checkpoints=None, warmup=0.0):
     """Train `net` for `epochs`; train_set = [images, labels, extra or None].
 
     `batch_loss(net, images, labels, extra)` gives the loss of one batch. One progress line
     per epoch; the test set is evaluated after each epoch. With `checkpoints` (a Checkpoints),
     the full training state is saved every few epochs, at the end and on a first Ctrl-C, and
-    a resumed run continues bit for bit where it stopped. Returns (history, timing)."""
+    a resumed run continues bit for bit where it stopped. `warmup`: epochs of linear lr rise.
+    Returns (history, timing)."""
     optimizer = make_optimizer(net, params, lr)
     generator = torch.Generator().manual_seed(data_seed(seed))
     n, bs = len(train_set[1]), params.batch_size
@@ -278,7 +279,7 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
                 if step < first_step:
                     continue
                 for group in optimizer.param_groups:
-                    group["lr"] = tp.lr_at(params, lr, epoch, step, steps, epochs)
+                    group["lr"] = tp.lr_at(params, lr, epoch, step, steps, epochs, warmup)
                 loss = batch_loss(net, x, y, e)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -315,6 +316,11 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
     trained = len(history) * min(n, steps * bs)
     return history, {"train_s": train_s, "samples_per_s": trained / train_s if train_s else 0.0,
                      "wall_s_before_resume": wall_before}
+
+
+def run_length(args, epochs):
+    """(epochs, max_steps per epoch) of a run: a --dry-run is one epoch of 10 steps."""
+    return (1, 10) if args.dry_run else (epochs, None)
 
 
 def set_momentum(optimizer, params, epoch):
@@ -574,7 +580,7 @@ def main(argv=None):
     config = net_config(args, params, role)
     out = args.out or default_out(role, config)
     check_writable(out)
-    epochs = 1 if args.dry_run else (params.teacher_epochs if role == "teacher" else params.epochs)
+    epochs, max_steps = run_length(args, params.teacher_epochs if role == "teacher" else params.epochs)
     jitter = regularizer(args, params, role, "jitter")
 
     started = time.perf_counter()
@@ -585,7 +591,7 @@ def main(argv=None):
     checkpoints = checkpoints_of(args, out, role, params, config, fingerprint(*train_set),
                                  jitter=jitter)
     history, timing = fit(net, [*train_set, None], test_set, params, epochs, params.lr, args.seed,
-                          hard_label_loss, jitter, 10 if args.dry_run else None, checkpoints)
+                          hard_label_loss, jitter, max_steps, checkpoints)
     record = run_record(args, params, role, net, len(train_set[1]), test_set, history, timing,
                         time.perf_counter() - started, device, jitter=jitter)
     if args.dry_run:

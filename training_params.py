@@ -2,7 +2,7 @@
 
 Every field can be overridden from the command line of each script (`--field-name value`).
 The common flags `--epochs` and `--lr` always mean "of this run": for the teacher they set
-`teacher_epochs`, for a distilled student `distill_lr`.
+`teacher_epochs`, for a distilled student `distill_epochs` and `distill_lr`.
 """
 import math
 from dataclasses import dataclass, fields, asdict
@@ -14,11 +14,13 @@ class PaperParams:
 
     The distillation paper does not give the student's optimizer, epochs or hard/soft weighting;
     we reuse the teacher's optimizer for the students (see README)."""
-    epochs: int = 3000              # small net and distilled student
+    epochs: int = 3000              # small net on hard labels
     teacher_epochs: int = 3000
+    distill_epochs: int = 3000      # distilled student
     batch_size: int = 100
     lr: float = 10.0                # at epoch e: lr * lr_decay**e
     distill_lr: float = 10.0
+    distill_warmup_epochs: float = 0.0  # linear lr warmup of the student from 0
     lr_schedule: str = "exp"        # "exp" (per epoch) or "cosine" (per step, to 0)
     lr_decay: float = 0.998
     momentum: float = 0.99          # reached after momentum_ramp_epochs
@@ -42,6 +44,7 @@ class LocalParams(PaperParams):
     cosine decay, standardized inputs). The small net and the student take ~3 min each."""
     epochs: int = 30
     teacher_epochs: int = 150       # ~30 min on 2 cores; the repo ships the result
+    distill_epochs: int = 30
     lr: float = 0.03
     distill_lr: float = 0.01        # T * (q_s - q_t) gradients diverge at 0.03 with T = 20
     lr_schedule: str = "cosine"
@@ -57,12 +60,14 @@ class LocalParams(PaperParams):
 
 PARAMS = {"local": LocalParams, "paper": PaperParams}
 RUN_FLAGS = {"epochs", "lr"}   # common flags that set the field of the run's role
-ROLE_FIELDS = {"teacher_epochs", "distill_lr"}
+ROLE_FIELDS = {"teacher_epochs", "distill_epochs", "distill_lr"}
 DISTILL_FIELDS = {"T", "alpha"}  # flags of distillation.py only
 
 
 HELP = {
     "batch_size": "minibatch size",
+    "distill_warmup_epochs": "distilled students: the lr rises linearly from 0 over this many "
+                             "epochs (a fresh student's soft-target gradients are large)",
     "lr_schedule": "'exp': lr * lr_decay**epoch; 'cosine': per-step cosine decay to 0",
     "lr_decay": "per-epoch factor of the 'exp' schedule",
     "momentum": "SGD momentum (final value of the ramp)",
@@ -121,12 +126,13 @@ def params_from_args(args, epochs_field="epochs", lr_field="lr"):
 
 def flag(name):
     """The command-line flag that sets a field (role fields are set by --epochs / --lr)."""
-    return {"teacher_epochs": "--epochs", "distill_lr": "--lr"}.get(name, "--" + name.replace("_", "-"))
+    return {"teacher_epochs": "--epochs", "distill_epochs": "--epochs",
+            "distill_lr": "--lr"}.get(name, "--" + name.replace("_", "-"))
 
 
 def check_params(p):
     """Return a one-line problem with the recipe, or None."""
-    positive = ["epochs", "teacher_epochs", "batch_size", "lr", "distill_lr", "lr_decay"]
+    positive = ["epochs", "teacher_epochs", "distill_epochs", "batch_size", "lr", "distill_lr", "lr_decay"]
     for name in positive:
         value = getattr(p, name)
         if not (math.isfinite(value) and value > 0):
@@ -136,7 +142,7 @@ def check_params(p):
             return f"{flag(name)} must be in [0, 1), got {getattr(p, name)}"
     if p.lr_schedule not in ("exp", "cosine"):
         return f"--lr-schedule must be 'exp' or 'cosine', got {p.lr_schedule!r}"
-    for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm"]:
+    for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm", "distill_warmup_epochs"]:
         if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
             return f"{flag(name)} must be a finite number >= 0, got {getattr(p, name)}"
     if p.nesterov and min(p.momentum, momentum_at(p, 0)) <= 0:
@@ -150,12 +156,13 @@ def check_params(p):
     return None
 
 
-def lr_at(p, lr, epoch, step, steps_per_epoch, epochs):
-    """Learning rate of one optimizer step."""
+def lr_at(p, lr, epoch, step, steps_per_epoch, epochs, warmup=0.0):
+    """Learning rate of one optimizer step; `warmup` epochs of linear rise first."""
+    done = epoch + step / steps_per_epoch
+    ramp = min(1.0, (done + 1 / steps_per_epoch) / warmup) if warmup else 1.0
     if p.lr_schedule == "exp":
-        return lr * p.lr_decay ** epoch
-    progress = (epoch + step / steps_per_epoch) / epochs
-    return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return ramp * lr * p.lr_decay ** epoch
+    return ramp * lr * 0.5 * (1.0 + math.cos(math.pi * done / epochs))
 
 
 def momentum_at(p, epoch):

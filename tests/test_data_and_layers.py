@@ -147,6 +147,17 @@ def test_schedules(name):
         assert tp.lr_at(p, 1.0, p.epochs - 1, 10, 10, p.epochs) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_warmup_rises_linearly_then_hands_over_to_the_schedule():
+    p = tp.LocalParams()
+    cosine = [tp.lr_at(p, 1.0, e, s, 10, 30) for e in range(30) for s in range(10)]
+    warm = [tp.lr_at(p, 1.0, e, s, 10, 30, warmup=2) for e in range(30) for s in range(10)]
+    # step k of the first 2 epochs (20 steps) runs at (k + 1) / 20 of the cosine rate
+    assert warm[:20] == pytest.approx([(k + 1) / 20 * cosine[k] for k in range(20)])
+    assert warm[20:] == cosine[20:]
+    exp = tp.PaperParams()
+    assert tp.lr_at(exp, 10.0, 0, 4, 600, 3000, warmup=1) == pytest.approx(10.0 * 5 / 600)
+
+
 @pytest.mark.parametrize("p", [0.5, 0.2, 0.8])
 def test_dropout_keeps_each_element_with_probability_1_minus_p_and_rescales(p):
     torch.manual_seed(0)

@@ -51,15 +51,18 @@ def test_frequency_matched_shift_against_a_hand_computed_case():
     # 2.5, so it predicts 3 less often, and raising its bias by 2.5 restores the teacher's count.
     images = torch.randn(2000, 10, generator=torch.Generator().manual_seed(0)) * 2
     teacher, student = Fixed(torch.zeros(10)), Fixed(torch.tensor([0, 0, 0, -2.5] + [0] * 6))
-    shift = no3.frequency_matched_shift(student, teacher, images, [3])
     wanted = (images.argmax(1) == 3).sum().item()
+    assert no3.predicted_count(teacher, images, [3]) == wanted
+    shift = no3.frequency_matched_shift(student, images, [3], wanted)
     assert ((images + student.offset + torch.eye(10)[3] * shift).argmax(1) == 3).sum() >= wanted
     # the smallest such shift: just below it the student predicts fewer 3s
     assert ((images + student.offset + torch.eye(10)[3] * (shift - 1e-3)).argmax(1) == 3).sum() < wanted
     assert 0 < shift <= 2.5 + 1e-6
     # with the kept classes lowered instead (the --only case), the shift comes out negative
     student78 = Fixed(torch.tensor([0.0] * 7 + [3.0, 3.0, 0.0]))
-    assert no3.frequency_matched_shift(student78, teacher, images, [7, 8]) < 0
+    wanted78 = no3.predicted_count(teacher, images, [7, 8])
+    assert no3.frequency_matched_shift(student78, images, [7, 8], wanted78) < 0
+    assert no3.frequency_matched_shift(student, images, [3], 0) == 0.0
 
 
 def test_transfer_sets_hold_only_the_kept_classes(trained, tmp_path, monkeypatch):

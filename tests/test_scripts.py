@@ -247,7 +247,7 @@ def count_teacher_forwards(trained, jitter):
     teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     train_set = dataset.load_mnist(trained["data"], True)
     student = train.init_net({"hidden": [16, 16]}, 0, "cpu")
-    params = distillation.tp.LocalParams(epochs=3, batch_size=100, T=20.0, alpha=0.9)
+    params = distillation.tp.LocalParams(distill_epochs=3, batch_size=100, T=20.0, alpha=0.9)
     distillation.distill(student, teacher, train_set, dataset.load_mnist(trained["data"], False),
                          params, 0, jitter)
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
