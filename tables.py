@@ -165,6 +165,45 @@ def table(records):
     return "\n".join(lines)
 
 
+def is_sweep(r, swept):
+    """A student of a temperature sweep: plain transfer set, architecture distilled at 3+ T."""
+    return (r["model"] == "student" and r["architecture"] in swept and not r.get("omit")
+            and not r.get("only") and r.get("subset", 1.0) == 1.0)
+
+
+def swept_architectures(records):
+    temperatures = {}
+    for r in records:
+        if r["model"] == "student" and not r.get("omit") and not r.get("only"):
+            temperatures.setdefault(r["architecture"], set()).add(r["T"])
+    return {arch for arch, Ts in temperatures.items() if len(Ts) >= 3}
+
+
+def sweep_table(records):
+    """Test errors by temperature (rows) and student width (columns), over seeds."""
+    archs = sorted({r["architecture"] for r in records}, key=lambda a: -len(a))
+    cells = {}
+    for r in records:
+        cells.setdefault((r["T"], r["architecture"]), []).append(r)
+    lines = ["| T | " + " | ".join(f"distilled {a}" for a in archs) + " |",
+             "|---|" + "---|" * len(archs)]
+    for T in sorted({r["T"] for r in records}):
+        row = []
+        for arch in archs:
+            runs = sorted(cells.get((T, arch), []), key=lambda r: r["seed"])
+            row.append(f"{spread([r['test_errors'] for r in runs])}, seeds "
+                       f"{','.join(str(r['seed']) for r in runs)}" if runs else "")
+        lines.append(f"| {T:g} | " + " | ".join(row) + " |")
+    recipes = sorted({(r["params"]["name"], r["epochs"], r["alpha"]) for r in records})
+    lines.append("")
+    lines.append("Recipe: " + "; ".join(f"{name}, {epochs} epochs, alpha {alpha:g}"
+                                        for name, epochs, alpha in recipes) +
+                 f"; wall-clock per run {min(r['wall_s'] for r in records) / 60:.1f}-"
+                 f"{max(r['wall_s'] for r in records) / 60:.1f} min on "
+                 f"{'; '.join(sorted({r.get('hardware', r['device']) for r in records}))}.")
+    return "\n".join(lines)
+
+
 def write_between_markers(path, text, name="results"):
     """Replace what lies between <!-- NAME:begin --> and <!-- NAME:end --> in `path`."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -192,7 +231,11 @@ def main(argv=None):
     # distillation_no_three.py runs: the as-trained record holds all of its variants
     dark = [r for r in records if r.get("variant") == "as trained"]
     plain = [r for r in records if "experiment" not in r]
+    swept = swept_architectures(plain)
+    sweeps = [r for r in plain if is_sweep(r, swept)]
+    plain = [r for r in plain if not is_sweep(r, swept)]
     blocks = {"results": table(plain) if plain else None,
+              "temperature-sweep": sweep_table(sweeps) if sweeps else None,
               "dark-knowledge": dark_knowledge_table(dark) if dark else None}
     for name, text in blocks.items():
         if text is None:

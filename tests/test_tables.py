@@ -99,3 +99,23 @@ def test_targets_are_judged_on_the_mean_and_the_student_must_beat_each_seeds_sma
     assert "MISSED" in next(l for l in tables.table(small + worse).splitlines() if "distilled" in l)
     other_T = [record("student", 1, 200, T=8.0)]
     assert next(l for l in tables.table(other_T).splitlines() if "distilled" in l).endswith("|  |")
+
+
+def test_a_temperature_sweep_becomes_its_own_table_by_T_and_width():
+    def student(seed, errors, T, width):
+        r = record("student", seed, errors, T=T)
+        r["architecture"] = f"784-{width}-{width}-10"
+        return r
+    sweep = [student(s, 100 + 10 * s + int(T), T, 300) for s in (1, 2) for T in (1.0, 8.0, 20.0)]
+    sweep += [student(1, 500 + int(T), T, 30) for T in (2.5, 4.0, 20.0)]
+    main = [student(1, 90, 20.0, 800), record("small", 1, 140)]
+    records = sweep + main
+    swept = tables.swept_architectures(records)
+    assert swept == {"784-300-300-10", "784-30-30-10"}       # 800-800 has one T only
+    assert [r for r in records if not tables.is_sweep(r, swept)] == main
+    lines = tables.sweep_table([r for r in records if tables.is_sweep(r, swept)]).splitlines()
+    assert lines[0] == "| T | distilled 784-300-300-10 | distilled 784-30-30-10 |"
+    # T = 8: seeds 1 and 2 give 118 and 128: mean 123, sample std 7.07; no 30-unit run at T = 8
+    assert lines[5] == "| 8 | 123.0 ± 7.1 (118-128), seeds 1,2 |  |"
+    assert lines[3] == "| 2.5 |  | 502, seeds 1 |"
+    assert "LocalParams, 30 epochs, alpha 0.9" in lines[-1]
