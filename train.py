@@ -371,6 +371,13 @@ class Checkpoints:
         return (f"; the state after epoch {self.saved_epoch} is kept in {self.path} (its loss "
                 "was finite)")
 
+    def compared(self, stored, key):
+        """The stored identity's `key`; of its recipe, only the fields this run uses (a
+        checkpoint written before a recipe field was added still resumes)."""
+        if key == "params" and isinstance(stored.get(key), dict) and "params" in self.identity:
+            return {k: stored[key].get(k) for k in self.identity["params"]}
+        return stored.get(key)
+
     def load(self, net, optimizer, generator):
         """Restore a saved state into net, optimizer and the random streams; None if there is
         none to resume (a run of a sweep that had not started yet starts afresh)."""
@@ -386,7 +393,7 @@ class Checkpoints:
             raise UsageError(f"--resume: {self.path!r} is not a readable checkpoint "
                              f"({type(e).__name__}); delete it and run without --resume") from None
         differs = sorted(k for k in set(stored) | set(self.identity)
-                         if stored.get(k) != self.identity.get(k))
+                         if self.compared(stored, k) != self.identity.get(k))
         if differs:
             raise UsageError(f"--resume: {self.path!r} belongs to a different run (it differs in "
                              f"{', '.join(differs)}); repeat the original command, or delete it")
@@ -485,7 +492,7 @@ def checkpoints_of(args, out, role, params, config, data, **more):
     `data` is a fingerprint of the training set."""
     if args.dry_run:
         return None
-    identity = {"model": role, "config": config, "params": tp.as_dict(params), "seed": args.seed,
+    identity = {"model": role, "config": config, "params": tp.used_by(params, role), "seed": args.seed,
                 "device": torch.device(resolve_device(args.device)).type, "data": data,
                 **more}
     return Checkpoints(out, args.checkpoint_every, identity, args.resume)

@@ -203,3 +203,24 @@ def test_a_killed_sweep_resumes_to_the_same_students(trained, tmp_path):
     assert done.returncode == 0, done.stderr
     for T in ("2", "4"):
         assert_same_run(f"{reference[:-3]}_T{T}.pt", f"{out[:-3]}_T{T}.pt")
+
+
+def test_resume_compares_only_the_recipe_fields_the_run_uses(tmp_path):
+    net, generator = train.init_net({"hidden": [8]}, 1, "cpu"), torch.Generator()
+    def saved_then_resumed(saved_params, resumed_params):
+        out = str(tmp_path / f"t{len(os.listdir(tmp_path))}.pt")
+        train.Checkpoints(out, 1, {"params": saved_params}, resume=False).save(
+            net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator.get_state(), 1, 0,
+            5, [], 0.0, 0.0, torch.zeros(()))
+        return train.Checkpoints(out, 1, {"params": resumed_params}, resume=True).load(
+            net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator)
+
+    teacher = tp.used_by(tp.LocalParams(), "teacher")
+    other_student = tp.used_by(tp.LocalParams(distill_lr=0.5, T=4.0), "teacher")
+    assert teacher == other_student and "distill_lr" not in teacher and "lr" in teacher
+    assert tp.used_by(tp.LocalParams(distill_lr=0.5), "student") != tp.used_by(tp.LocalParams(), "student")
+    # a teacher saved with the full recipe, including student fields since changed, resumes
+    assert saved_then_resumed(tp.as_dict(tp.LocalParams(distill_lr=0.01)), teacher)["epoch"] == 1
+    # a field the teacher uses still tells runs apart
+    with pytest.raises(train.UsageError, match="differs in params"):
+        saved_then_resumed(tp.as_dict(tp.LocalParams(lr=0.01)), teacher)
