@@ -129,18 +129,27 @@ def dark_knowledge_table(records):
     return "\n".join(lines)
 
 
+def paper_setting(key):
+    """The paper's own rows: all training images, unjittered students at its alpha (ablations
+    and other settings get no paper number and no target)."""
+    model, arch, T, alpha, params, epochs, jitter, omit, only, subset = key
+    return (not omit and not only and subset == 1.0 and alpha in (None, 0.9)
+            and (jitter == 0) == (model != "teacher"))
+
+
 def target_verdict(key, runs, records):
     """'met' / 'MISSED' against TARGETS for the paper's rows; a distilled net must also beat the
     hard-label small net (same architecture and recipe) of each of its seeds."""
     model, arch, T = key[0], key[1], key[2]
-    if (model, arch, T) not in TARGETS:
+    if (model, arch, T) not in TARGETS or not paper_setting(key):
         return ""
     what, test = TARGETS[(model, arch, T)]
     ok = test(statistics.mean(r["test_errors"] for r in runs))
     if model == "student":
         what += ", below the small net of each seed"
         small = {r["seed"]: r["test_errors"] for r in records if r["model"] == "small"
-                 and r["architecture"] == arch and r["params"]["name"] == key[4]}
+                 and r["architecture"] == arch and r["params"]["name"] == key[4]
+                 and paper_setting(row_key(r))}
         ok = ok and all(r["seed"] in small and r["test_errors"] < small[r["seed"]] for r in runs)
     return f"{what}: {'met' if ok else 'MISSED'}"
 
@@ -155,7 +164,7 @@ def table(records):
         runs = sorted(groups[key], key=lambda r: r["seed"])
         errors = [r["test_errors"] for r in runs]
         spread = f" ± {statistics.stdev(errors):.1f}" if len(errors) > 1 else " (one seed)"
-        paper = PAPER.get((key[0], key[1], key[2]), "")
+        paper = PAPER.get((key[0], key[1], key[2]), "") if paper_setting(key) else ""
         wall = statistics.mean(r["wall_s"] for r in runs) / 60
         hardware = sorted({r.get("hardware", r["device"]) for r in runs})
         lines.append(f"| {describe_row(key)} | {paper} | {statistics.mean(errors):.1f}{spread} | "

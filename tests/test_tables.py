@@ -119,3 +119,14 @@ def test_a_temperature_sweep_becomes_its_own_table_by_T_and_width():
     assert lines[5] == "| 8 | 123.0 ± 7.1 (118-128), seeds 1,2 |  |"
     assert lines[3] == "| 2.5 |  | 502, seeds 1 |"
     assert "LocalParams, 30 epochs, alpha 0.9" in lines[-1]
+
+
+def test_ablations_get_neither_the_papers_number_nor_its_target():
+    small = [record("small", 1, 144), {**record("small", 1, 900), "subset": 0.03}]
+    soft_only = {**record("student", 1, 70, T=20.0), "alpha": 1.0}
+    scarce = {**record("student", 1, 300, T=20.0), "subset": 0.03}
+    lines = tables.table(small + [soft_only, scarce]).splitlines()
+    for row in (l for l in lines if "alpha=1," in l or "0.03 of the images" in l):
+        assert row.split(" | ")[1] == "" and row.endswith("|  |")
+    assert sum("0.03 of the images" in l for l in lines) == 2
+    assert next(l for l in lines if "hard labels" in l and "0.03" not in l).endswith("| 146 ± 5: met |")
