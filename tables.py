@@ -1,7 +1,7 @@
 """Regenerate the README's results tables from the JSON files the scripts wrote.
 
-    python tables.py results/local_demo results/dark_knowledge        # print the tables
-    python tables.py results/local_demo results/dark_knowledge --write README.md
+    python tables.py results/reproduction --models models              # print the tables
+    python tables.py results/reproduction --models models --write README.md
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
 so nothing is typed or rounded by hand.
@@ -154,6 +154,11 @@ def target_verdict(key, runs, records):
     return f"{what}: {'met' if ok else 'MISSED'}"
 
 
+def threads(r):
+    """How many threads the run used, when it recorded it (the runs here: one per core)."""
+    return f", {r['threads']} thread{'s' if r['threads'] > 1 else ''}" if "threads" in r else ""
+
+
 def table(records):
     groups = {}
     for r in records:
@@ -166,7 +171,7 @@ def table(records):
         spread = f" ± {statistics.stdev(errors):.1f}" if len(errors) > 1 else " (one seed)"
         paper = PAPER.get((key[0], key[1], key[2]), "") if paper_setting(key) else ""
         wall = statistics.mean(r["wall_s"] for r in runs) / 60
-        hardware = sorted({r.get("hardware", r["device"]) for r in runs})
+        hardware = sorted({r.get("hardware", r["device"]) + threads(r) for r in runs})
         lines.append(f"| {describe_row(key)} | {paper} | {statistics.mean(errors):.1f}{spread} | "
                      f"{min(errors)}-{max(errors)} | {len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"{key[4]}, {key[5]} | {wall:.1f} min | {'; '.join(hardware)} | "
@@ -213,6 +218,24 @@ def sweep_table(records):
     return "\n".join(lines)
 
 
+def models_table(folder):
+    """One row per shipped checkpoint: what it is and the test errors its JSON records."""
+    lines = ["| checkpoint | net | test errors | seed | epochs | notes |", "|---|---|---|---|---|---|"]
+    for path in sorted(glob.glob(os.path.join(folder, "*.pt"))):
+        name = os.path.splitext(path)[0] + ".json"
+        if not os.path.exists(name):
+            fail(f"{path} has no results file {name}")
+        [r] = load_records([name])
+        notes = [f"T={r['T']:g}, alpha={r['alpha']:g}"] if r.get("T") else []
+        if r.get("experiment"):
+            notes.append(f"{r['experiment']}, {r['variant']}, bias shift {r['bias_shift']:+.2f}")
+        if r["model"] == "teacher":
+            notes.append(f"jitter {r['jitter']}px")
+        lines.append(f"| `{path}` | {r['model']} {r['architecture']} | {r['test_errors']} | "
+                     f"{r['seed']} | {r['epochs']} | {'; '.join(notes)} |")
+    return "\n".join(lines)
+
+
 def write_between_markers(path, text, name="results"):
     """Replace what lies between <!-- NAME:begin --> and <!-- NAME:end --> in `path`."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -232,6 +255,7 @@ def main(argv=None):
     parser = OneLineErrors(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", help="results JSON files or folders of them")
+    parser.add_argument("--models", metavar="DIR", help="also a table of the checkpoints in DIR")
     parser.add_argument("--write", metavar="README", help="replace the table in this file")
     args = parser.parse_args(argv)
     records = load_records(args.paths)
@@ -245,7 +269,8 @@ def main(argv=None):
     plain = [r for r in plain if not is_sweep(r, swept)]
     blocks = {"results": table(plain) if plain else None,
               "temperature-sweep": sweep_table(sweeps) if sweeps else None,
-              "dark-knowledge": dark_knowledge_table(dark) if dark else None}
+              "dark-knowledge": dark_knowledge_table(dark) if dark else None,
+              "models": models_table(args.models) if args.models else None}
     for name, text in blocks.items():
         if text is None:
             continue

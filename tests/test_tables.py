@@ -130,3 +130,19 @@ def test_ablations_get_neither_the_papers_number_nor_its_target():
         assert row.split(" | ")[1] == "" and row.endswith("|  |")
     assert sum("0.03 of the images" in l for l in lines) == 2
     assert next(l for l in lines if "hard labels" in l and "0.03" not in l).endswith("| 146 ± 5: met |")
+
+
+def test_models_table_lists_each_checkpoint_with_its_recorded_errors(tmp_path):
+    (tmp_path / "small_model_800.pt").write_bytes(b"weights")
+    (tmp_path / "small_model_800.json").write_text(json.dumps(record("small", 1, 141)))
+    teacher = {**record("teacher", 1, 63, epochs=300), "architecture": "784-1200-1200-10", "jitter": 2}
+    (tmp_path / "cumbersome_model_1200.pt").write_bytes(b"weights")
+    (tmp_path / "cumbersome_model_1200.json").write_text(json.dumps(teacher))
+    lines = tables.models_table(str(tmp_path)).splitlines()
+    assert lines[2] == (f"| `{tmp_path}/cumbersome_model_1200.pt` | teacher 784-1200-1200-10 | 63 | 1 "
+                        "| 300 | jitter 2px |")
+    assert lines[3].startswith(f"| `{tmp_path}/small_model_800.pt` | small 784-800-800-10 | 141 | 1 | 30 |")
+    (tmp_path / "orphan.pt").write_bytes(b"weights")
+    with pytest.raises(SystemExit) as stop:
+        tables.models_table(str(tmp_path))
+    assert stop.value.code == 2
