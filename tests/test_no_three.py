@@ -147,3 +147,12 @@ def test_unusable_teachers(trained, tmp_path, capsys):
         err = expect_bad_input(capsys, no3.main, ["--data-dir", trained["data"], "--teacher",
                                                   path, "--out", out], out=out)
         assert path in err
+
+
+def test_only_gets_a_longer_warmup_unless_one_is_given():
+    _, run = no3.parse_args(["--only", "7", "8"])
+    assert run.distill_warmup_epochs == no3.ONLY_WARMUP_EPOCHS
+    _, run = no3.parse_args(["--only", "7", "8", "--distill-warmup-epochs", "3"])
+    assert run.distill_warmup_epochs == 3
+    _, run = no3.parse_args([])
+    assert run.distill_warmup_epochs == train.tp.LocalParams().distill_warmup_epochs
