@@ -86,6 +86,9 @@ def parse_distill_args(parser, argv):
     runs = [dataclasses.replace(params, T=T) for T in temperatures]
     for run in runs:
         train.check_common(args, run)
+        if args.subset < 1 and args.distill_warmup_epochs is None:
+            # as many warmup steps as on all the images: a fresh student at full lr diverges
+            run.distill_warmup_epochs /= args.subset
     return args, runs
 
 

@@ -335,3 +335,11 @@ def test_a_malformed_baseline_file_is_shown_as_missing(trained, tmp_path, capsys
     distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"], "--baseline",
                        str(baseline), "--out", str(tmp_path / "s.pt"), *FAST])
     assert f"no results at {baseline}" in capsys.readouterr().out
+
+
+def test_a_subset_keeps_the_number_of_warmup_steps():
+    parser = distillation.make_distill_parser("")
+    _, [run] = distillation.parse_distill_args(parser, ["--subset", "0.25"])
+    assert run.distill_warmup_epochs == 4 * distillation.tp.LocalParams().distill_warmup_epochs
+    _, [run] = distillation.parse_distill_args(parser, ["--subset", "0.25", "--distill-warmup-epochs", "1"])
+    assert run.distill_warmup_epochs == 1
