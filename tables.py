@@ -55,11 +55,16 @@ def row_key(r):
     """Everything that defines an experiment except the seed."""
     return (r["model"], r["architecture"], r.get("T"), r.get("alpha"), r["params"]["name"],
             r["epochs"], r.get("jitter", 0), tuple(r.get("omit", [])), tuple(r.get("only", [])),
-            r.get("subset", 1.0))
+            r.get("subset", 1.0), learning_rate(r))
+
+
+def learning_rate(r):
+    """The run's peak learning rate: the recipe's distill_lr for a student, lr otherwise."""
+    return r["params"].get("distill_lr" if r["model"] == "student" else "lr")
 
 
 def describe_row(key):
-    model, arch, T, alpha, params, epochs, jitter, omit, only, subset = key
+    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr = key
     name = {"teacher": "teacher", "small": "small net, hard labels", "student": "distilled"}[model]
     parts = [f"{name} {arch}"]
     if T is not None:
@@ -132,7 +137,7 @@ def dark_knowledge_table(records):
 def paper_setting(key):
     """The paper's own rows: all training images, unjittered students at its alpha (ablations
     and other settings get no paper number and no target)."""
-    model, arch, T, alpha, params, epochs, jitter, omit, only, subset = key
+    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr = key
     return (not omit and not only and subset == 1.0 and alpha in (None, 0.9)
             and (jitter == 0) == (model != "teacher"))
 
@@ -163,7 +168,7 @@ def table(records):
     groups = {}
     for r in records:
         groups.setdefault(row_key(r), []).append(r)
-    lines = ["| experiment | paper | ours: mean ± std | min-max | seeds | recipe, epochs | "
+    lines = ["| experiment | paper | ours: mean ± std | min-max | seeds | recipe, epochs, lr | "
              "wall-clock per run | hardware | target |", "|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=lambda k: (ORDER[k[0]], k[1], k[2] or 0, str(k))):
         runs = sorted(groups[key], key=lambda r: r["seed"])
@@ -174,7 +179,7 @@ def table(records):
         hardware = sorted({r.get("hardware", r["device"]) + threads(r) for r in runs})
         lines.append(f"| {describe_row(key)} | {paper} | {statistics.mean(errors):.1f}{spread} | "
                      f"{min(errors)}-{max(errors)} | {len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | "
-                     f"{key[4]}, {key[5]} | {wall:.1f} min | {'; '.join(hardware)} | "
+                     f"{key[4]}, {key[5]}{f', lr {key[10]:g}' if key[10] else ''} | {wall:.1f} min | {'; '.join(hardware)} | "
                      f"{target_verdict(key, runs, records)} |")
     return "\n".join(lines)
 

@@ -146,3 +146,13 @@ def test_models_table_lists_each_checkpoint_with_its_recorded_errors(tmp_path):
     with pytest.raises(SystemExit) as stop:
         tables.models_table(str(tmp_path))
     assert stop.value.code == 2
+
+
+def test_runs_at_different_learning_rates_are_different_rows():
+    fast = [{**record("student", s, 100, T=20.0), "params": {"name": "LocalParams", "distill_lr": 0.05}}
+            for s in (1, 2)]
+    slow = {**record("student", 1, 108, T=20.0), "params": {"name": "LocalParams", "distill_lr": 0.01}}
+    lines = [l for l in tables.table(fast + [slow]).splitlines() if "distilled" in l]
+    assert len(lines) == 2
+    assert "| 100.0 ± 0.0 | 100-100 | 2 (1, 2) | LocalParams, 30, lr 0.05 |" in lines[0] + lines[1]
+    assert "| 108.0 (one seed) | 108-108 | 1 (1) | LocalParams, 30, lr 0.01 |" in lines[0] + lines[1]
