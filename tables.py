@@ -213,10 +213,12 @@ def sweep_table(records):
             row.append(f"{spread([r['test_errors'] for r in runs])}, seeds "
                        f"{','.join(str(r['seed']) for r in runs)}" if runs else "")
         lines.append(f"| {T:g} | " + " | ".join(row) + " |")
-    recipes = sorted({(r["params"]["name"], r["epochs"], r["alpha"]) for r in records})
+    recipes = sorted({(r["architecture"], r["params"]["name"], r["epochs"], learning_rate(r),
+                       r["alpha"]) for r in records}, key=lambda x: archs.index(x[0]))
     lines.append("")
-    lines.append("Recipe: " + "; ".join(f"{name}, {epochs} epochs, alpha {alpha:g}"
-                                        for name, epochs, alpha in recipes) +
+    lines.append("Recipe: " + "; ".join(f"{arch}: {name}, {epochs} epochs, "
+                                        f"{f'lr {lr:g}, ' if lr else ''}alpha {alpha:g}"
+                                        for arch, name, epochs, lr, alpha in recipes) +
                  f"; wall-clock per run {min(r['wall_s'] for r in records) / 60:.1f}-"
                  f"{max(r['wall_s'] for r in records) / 60:.1f} min on "
                  f"{'; '.join(sorted({r.get('hardware', r['device']) for r in records}))}.")
