@@ -170,7 +170,9 @@ def table(records):
         groups.setdefault(row_key(r), []).append(r)
     lines = ["| experiment | paper | ours: mean ± std | min-max | seeds | recipe, epochs, lr | "
              "wall-clock per run | hardware | target |", "|---|---|---|---|---|---|---|---|---|"]
-    for key in sorted(groups, key=lambda k: (ORDER[k[0]], k[1], k[2] or 0, str(k))):
+    # per model: the paper's settings first, the longest run first, then the ablations
+    for key in sorted(groups, key=lambda k: (ORDER[k[0]], k[1], k[2] or 0, not paper_setting(k),
+                                             k[9] < 1, k[3] or 0, -k[5], str(k))):
         runs = sorted(groups[key], key=lambda r: r["seed"])
         errors = [r["test_errors"] for r in runs]
         spread = f" ± {statistics.stdev(errors):.1f}" if len(errors) > 1 else " (one seed)"
