@@ -98,7 +98,7 @@ def spread(values, digits=1):
     """'mean ± std (min-max)' over seeds, or the one value (the seeds column says how many)."""
     def show(v):
         return str(v) if isinstance(v, int) else f"{v:.{digits}f}"
-    if len(values) == 1:
+    if len(set(values)) == 1:  # one seed, or the same on every seed (a fixed shift)
         return show(values[0])
     return (f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f} "
             f"({show(min(values))}-{show(max(values))})")

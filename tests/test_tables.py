@@ -60,7 +60,7 @@ def test_dark_knowledge_table_over_seeds():
                                          dark_record(2, 310, 180, 3.0)]).splitlines()
     assert len(lines) == 2 + 3
     as_trained, fixed, honest = lines[2:]
-    assert "| as trained | 0.00 ± 0.00 (0.00-0.00) | 305.0 ± 7.1 (300-310) | 206 |" in as_trained
+    assert "| as trained | 0.00 | 305.0 ± 7.1 (300-310) | 206 |" in as_trained  # same shift: shown once
     assert "| 190.0 ± 14.1 (180-200) of 1010 | 133 | 2 (1, 2) | LocalParams, 30 | MISSED |" in as_trained
     assert fixed.endswith("| LocalParams, 30 | MISSED |") and honest.endswith("| LocalParams, 30 |  |")
     met = tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
