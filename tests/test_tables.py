@@ -65,7 +65,7 @@ def test_dark_knowledge_table_over_seeds():
     assert fixed.endswith("| LocalParams, 30 | MISSED |") and honest.endswith("| LocalParams, 30 |  |")
     met = tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
     assert met.endswith("| LocalParams, 30 | met |"), "at most the paper's numbers is met"
-    assert "| fixed shift | 3.50 ± 0.00 (3.50-3.50) | 205.0 ± 7.1 (200-210) | 109 |" in fixed
+    assert "| fixed shift | 3.50 | 205.0 ± 7.1 (200-210) | 109 | 14 of 1010 |" in fixed
     assert "| frequency-matched shift | 2.50 ± 0.71 (2.00-3.00) |" in honest
 
 
