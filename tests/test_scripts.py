@@ -57,7 +57,7 @@ def test_distillation_end_to_end_with_sweep(trained, tmp_path, capsys):
         record = read_json(str(tmp_path / f"student_T{T}.pt"))
         assert REQUIRED <= set(record) and record["alpha"] == 0.9 and record["T"] == float(T)
         assert record["teacher_test_errors"] == trained["teacher_record"]["test_errors"]
-        assert record["config"]["dropout_input"] == 0 and record["params"]["distill_lr"] == 0.01
+        assert record["config"]["dropout_input"] == 0 and record["params"]["distill_lr"] == distillation.tp.LocalParams().distill_lr
         assert record["params"]["T"] == record["T"] and record["train_count"] == 400
     # the summary puts the teacher, the small net (from its JSON) and both students side by side
     summary = printed[printed.index("\nmodel "):].strip()
@@ -284,7 +284,8 @@ def test_alpha_zero_student_is_bit_identical_to_the_small_net(trained, tmp_path)
     """Same seed, same start, same data order: distilling with alpha = 0 is hard-label training."""
     student = str(tmp_path / "student.pt")
     distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"], "--out",
-                       student, "--alpha", "0", "--lr", "0.03", "--T", "5", *FAST])
+                       student, "--alpha", "0", "--lr", "0.03", "--T", "5",
+                       "--distill-warmup-epochs", "0", *FAST])
     a = torch.load(student, weights_only=True)["state_dict"]
     b = torch.load(trained["small"], weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
