@@ -104,8 +104,8 @@ def teacher_epoch(data_dir, device):
     """One PaperParams teacher epoch (dropout, max-norm, ±2 px jitter) through train.fit."""
     params, config, train_set, test_set = teacher_setup(data_dir, device)
     net = train.init_net(config, 1, device)
-    _, timing = train.fit(net, [*train_set, None], test_set, params, 1, params.lr, 1,
-                          train.hard_label_loss, params.jitter)
+    _, timing = train.fit(net, [*train_set, None], test_set, params, epochs=1, lr=params.lr,
+                          seed=1, batch_loss=train.hard_label_loss, jitter=params.jitter)
     evaluate_s = median_seconds(lambda: (train.evaluate(net, *test_set), sync(device)), 5, 1)
     return {"images_per_s": timing["samples_per_s"], "evaluate_s": evaluate_s}
 

@@ -48,6 +48,19 @@ def filter_classes(images, labels, omit=(), only=()):
     return images[keep], labels[keep]
 
 
+HOLDOUT_SEED = 20150309  # one fixed split for every run and seed, apart from the runs' own streams
+
+
+def holdout_split(images, labels, n):
+    """((images, labels) kept, (images, labels) held out): `n` examples drawn by a fixed seed,
+    the same for every run, so recipes are compared on the same held-out images. Both parts
+    keep their original order."""
+    generator = torch.Generator().manual_seed(HOLDOUT_SEED)
+    order = torch.randperm(len(labels), generator=generator).to(labels.device)
+    held, kept = order[:n].sort().values, order[n:].sort().values
+    return (images[kept], labels[kept]), (images[held], labels[held])
+
+
 def random_subset(images, labels, fraction, seed):
     """A seeded random `fraction` of the examples (at least one), in their original order."""
     n = max(1, round(fraction * len(labels)))

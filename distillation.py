@@ -46,8 +46,8 @@ def soft_target_loss(T, alpha, teacher=None):
     return batch_loss
 
 
-def distill(student, teacher, train_set, test_set, params, seed, jitter=0, epochs=None,
-            max_steps=None, teacher_logits=None, checkpoints=None):
+def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, epochs=None,
+            max_steps=None, teacher_logits=None, checkpoints=None, val_set=None):
     """Train `student` on the teacher's soft targets at params.T with weight params.alpha for
     `epochs` (default params.distill_epochs); returns fit's output. Pass `teacher_logits` of
     the transfer images to reuse them."""
@@ -58,8 +58,9 @@ def distill(student, teacher, train_set, test_set, params, seed, jitter=0, epoch
         cached = train.logits_of(teacher, images) if teacher_logits is None else teacher_logits
     loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
     return train.fit(student, [images, labels, cached], test_set, params,
-                     epochs or params.distill_epochs, params.distill_lr, seed, loss, jitter,
-                     max_steps, checkpoints, params.distill_warmup_epochs)
+                     epochs=epochs or params.distill_epochs, lr=params.distill_lr, seed=seed,
+                     batch_loss=loss, jitter=jitter, max_steps=max_steps, checkpoints=checkpoints,
+                     warmup_steps=params.distill_warmup_steps, val_set=val_set)
 
 
 def make_distill_parser(doc, read_baseline=True):
@@ -86,9 +87,6 @@ def parse_distill_args(parser, argv):
     runs = [dataclasses.replace(params, T=T) for T in temperatures]
     for run in runs:
         train.check_common(args, run)
-        if args.subset < 1 and args.distill_warmup_epochs is None:
-            # as many warmup steps as on all the images: a fresh student at full lr diverges
-            run.distill_warmup_epochs /= args.subset
     return args, runs
 
 
@@ -118,7 +116,7 @@ def main(argv=None):
         train.check_writable(out)
     jitter = train.regularizer(args, runs[0], "student", "jitter")
     teacher = train.load_net(args.teacher, device)
-    train_set, test_set = train.load_data(args, device)
+    train_set, val_set, test_set = train.load_data(args, device)
     teacher_errors, _, _ = train.evaluate(teacher, *test_set)
     data, teacher_id = train.fingerprint(*train_set), train.fingerprint(*teacher.state_dict().values())
     teacher_logits = None if jitter else train.logits_of(teacher, train_set[0])
@@ -137,11 +135,14 @@ def main(argv=None):
               f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
         checkpoints = train.checkpoints_of(args, out, "student", run, config, data, jitter=jitter,
                                            teacher=teacher_id)
-        history, timing = distill(student, teacher, train_set, test_set, run, args.seed, jitter,
-                                  *train.run_length(args, run.distill_epochs), teacher_logits,
-                                  checkpoints)
+        epochs, max_steps = train.run_length(args, run.distill_epochs)
+        history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
+                                  jitter=jitter, epochs=epochs, max_steps=max_steps,
+                                  teacher_logits=teacher_logits, checkpoints=checkpoints,
+                                  val_set=val_set)
         record = train.run_record(args, run, "student", student, len(train_set[1]), test_set,
                                   history, timing, time.perf_counter() - started, device,
+                                  val_set=val_set,
                                   T=run.T, alpha=run.alpha, jitter=jitter, teacher=args.teacher,
                                   teacher_test_errors=teacher_errors)
         if not args.dry_run:

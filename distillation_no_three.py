@@ -24,7 +24,6 @@ import train
 from layers import describe
 
 PAPER_SHIFT = {"omit": 3.5, "only": -7.6}
-ONLY_WARMUP_EPOCHS = 10.0
 
 
 # ---------------------------------------------------------------------------- the bias shift
@@ -133,10 +132,6 @@ def parse_args(argv):
         args.omit = [3]
     if len(set(args.only)) == 10:
         raise train.UsageError("--only keeps all ten classes: no class is missing")
-    if args.only and args.distill_warmup_epochs is None:
-        # 12k images of 7s and 8s: 10 epochs give the student about the warmup steps that 2
-        # epochs of all 60k give; with 2, seed 1 diverged in epoch 3
-        runs[0].distill_warmup_epochs = ONLY_WARMUP_EPOCHS
     return args, runs[0]
 
 
@@ -154,7 +149,7 @@ def save_variant(out, net, record, name, shift, report):
     return path
 
 
-def train_nets(args, run, transfer, test_set, teacher, device, outs):
+def train_nets(args, run, transfer, val_set, test_set, teacher, device, outs):
     """[(role, title, net, history, timing, wall_s)]: the student, then the hard-label baseline."""
     jitter = train.regularizer(args, run, "student", "jitter")
     nets = []
@@ -168,18 +163,21 @@ def train_nets(args, run, transfer, test_set, teacher, device, outs):
 
     started = time.perf_counter()
     student = train.init_net(train.net_config(args, run, "student"), args.seed, device)
+    epochs, max_steps = train.run_length(args, run.distill_epochs)
     history, timing = distillation.distill(student, teacher, transfer, test_set, run, args.seed,
-                                           jitter, *train.run_length(args, run.distill_epochs),
-                                           None, checkpoints("student", student))
+                                           jitter=jitter, epochs=epochs, max_steps=max_steps,
+                                           checkpoints=checkpoints("student", student),
+                                           val_set=val_set)
     nets.append(("student", f"distilled {describe(student.config())} (T={run.T:g}, "
                  f"alpha={run.alpha:g})", student, history, timing, time.perf_counter() - started))
     if not args.no_baseline:
         started = time.perf_counter()
         small = train.init_net(train.net_config(args, run, "small"), args.seed, device)
         epochs, max_steps = train.run_length(args, run.epochs)
-        history, timing = train.fit(small, [*transfer, None], test_set, run, epochs, run.lr,
-                                    args.seed, train.hard_label_loss, jitter, max_steps,
-                                    checkpoints("small", small))
+        history, timing = train.fit(small, [*transfer, None], test_set, run, epochs=epochs,
+                                    lr=run.lr, seed=args.seed, batch_loss=train.hard_label_loss,
+                                    jitter=jitter, max_steps=max_steps,
+                                    checkpoints=checkpoints("small", small), val_set=val_set)
         nets.append(("small", f"small {describe(small.config())} (hard labels)", small, history,
                      timing, time.perf_counter() - started))
     return nets
@@ -199,7 +197,7 @@ def main(argv=None):
         if role == "student" or not args.no_baseline:
             train.check_writable(path)
     teacher = train.load_net(args.teacher, device)
-    all_train, test_set = train.load_data(args, device, all_classes=True)
+    all_train, val_set, test_set = train.load_data(args, device, all_classes=True)
     transfer = dataset.filter_classes(*all_train, omit=args.omit, only=args.only)
     if len(transfer[1]) == 0:
         raise train.UsageError(f"no training images of classes {args.only} left")
@@ -212,14 +210,14 @@ def main(argv=None):
 
     teacher_count = predicted_count(teacher, all_train[0], shifted_classes)
     records = []
-    for role, title, net, history, timing, wall_s in train_nets(args, run, transfer, test_set,
-                                                                teacher, device, outs):
+    for role, title, net, history, timing, wall_s in train_nets(args, run, transfer, val_set,
+                                                                test_set, teacher, device, outs):
         honest = frequency_matched_shift(net, all_train[0], shifted_classes, teacher_count)
         rows = variants(net, test_set, missing, shifted_classes, fixed_shift, honest)
         print_report(f"{title}, trained on classes {kept} only", rows, missing)
         record = train.run_record(
             args, run, role, net, len(transfer[1]), test_set, history, timing, wall_s, device,
-            experiment=name, missing_classes=missing, shifted_classes=shifted_classes,
+            val_set=val_set, experiment=name, missing_classes=missing, shifted_classes=shifted_classes,
             fixed_shift=fixed_shift, frequency_matched_shift=honest,
             variants={n: {"bias_shift": s, **r} for n, s, _, r in rows},
             jitter=train.regularizer(args, run, role, "jitter"),

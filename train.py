@@ -63,6 +63,10 @@ def make_parser(doc):
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--hidden", type=int, nargs="+", metavar="W",
                    help="hidden widths; one value W means two layers of W")
+    p.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="hold N training images out of training (the same N for every run and "
+                        "seed) and report their errors as val_errors: for choosing recipes "
+                        "without the test set (default: 0, train on all)")
     p.add_argument("--subset", type=float, default=1.0, metavar="FRACTION",
                    help="train on a seeded random fraction of the training images")
     classes = p.add_mutually_exclusive_group()
@@ -96,6 +100,8 @@ def check_common(args, params):
         raise UsageError(f"--out must end in .pt, got {args.out!r}")
     if args.hidden is not None and min(args.hidden) < 1:
         raise UsageError(f"--hidden widths must be >= 1, got {args.hidden}")
+    if not 0 <= args.holdout < 60000:
+        raise UsageError(f"--holdout must be in [0, 60000), got {args.holdout}")
     if not (math.isfinite(args.subset) and 0 < args.subset <= 1):
         raise UsageError(f"--subset must be a fraction in (0, 1], got {args.subset}")
     bad = [c for c in args.omit + args.only if not 0 <= c <= 9]
@@ -170,20 +176,25 @@ def json_path_of(out):
 
 # ---------------------------------------------------------------------------- data
 def load_data(args, device, all_classes=False):
-    """(train_images, train_labels), (test_images, test_labels) with the subset and, unless
-    `all_classes`, the class filter (--omit / --only) applied to the training set."""
+    """(train, val, test), each (images, labels): val is the --holdout split of the training
+    images (None without one), taken before the subset and, unless `all_classes`, the class
+    filter (--omit / --only) are applied to the rest."""
     try:
         train = dataset.load_mnist(args.data_dir, train=True, device=device)
         test = dataset.load_mnist(args.data_dir, train=False, device=device)
     except dataset.DataError as e:
         raise UsageError(str(e)) from None
+    if args.holdout >= len(train[1]):
+        raise UsageError(f"--holdout {args.holdout} leaves no training image "
+                         f"(there are {len(train[1])})")
+    train, val = dataset.holdout_split(*train, args.holdout) if args.holdout else (train, None)
     if not all_classes:
         train = dataset.filter_classes(*train, omit=args.omit, only=args.only)
     if args.subset < 1:
         train = dataset.random_subset(*train, args.subset, data_seed(args.seed))
     if len(train[1]) == 0:
         raise UsageError(f"no training images left after --omit {args.omit} / --only {args.only}")
-    return train, test
+    return train, val, test
 
 
 def data_seed(seed):
@@ -246,19 +257,22 @@ def make_optimizer(net, params, lr):
                            dampening=momentum if params.dampening else 0.0, fused=True)
 
 
-def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0, max_steps=None,
-        checkpoints=None, warmup=0.0):
-    """Train `net` for `epochs`; train_set = [images, labels, extra or None].
+def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitter=0,
+        max_steps=None, checkpoints=None, warmup_steps=0, val_set=None):
+    """Train `net` for `epochs` epochs at peak rate `lr`; returns (history, timing).
 
-    `batch_loss(net, images, labels, extra)` gives the loss of one batch. One progress line
-    per epoch; the test set is evaluated after each epoch. With `checkpoints` (a Checkpoints),
-    the full training state is saved every few epochs, at the end and on a first Ctrl-C, and
-    a resumed run continues bit for bit where it stopped. `warmup`: epochs of linear lr rise.
-    Returns (history, timing)."""
+    train_set = [images, labels, extra]: `extra` is a per-example tensor shuffled and batched
+    along with the images (the teacher's cached logits of a distillation), or None.
+    `batch_loss(net, images, labels, extra)` gives the loss of one batch. One progress line per
+    epoch; the test set (and the held-out `val_set`, if any) is evaluated after each epoch. With
+    `checkpoints` (a Checkpoints), the full training state is saved every few epochs, at the
+    end and on a first Ctrl-C, and a resumed run continues bit for bit where it stopped.
+    `warmup_steps`: optimizer steps of linear lr rise (at most a quarter of the run)."""
     optimizer = make_optimizer(net, params, lr)
     generator = torch.Generator().manual_seed(data_seed(seed))
     n, bs = len(train_set[1]), params.batch_size
     steps = math.ceil(n / bs) if max_steps is None else min(max_steps, math.ceil(n / bs))
+    warmup = tp.warmup_length(warmup_steps, steps * epochs)
     state = checkpoints.load(net, optimizer, generator) if checkpoints else None
     first_epoch, first_step, history, train_s, wall_before, total = (
         (state["epoch"], state["step"], state["history"], state["train_s"], state["wall_s"],
@@ -298,17 +312,23 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
             mean_loss = total.item() / min(n, steps * bs)
             total.zero_()
             train_s += time.perf_counter() - tick
-            if not math.isfinite(mean_loss):
-                raise Diverged(f"training loss became {mean_loss} in epoch {epoch + 1}"
+            entry = {"epoch": epoch + 1, "loss": mean_loss}
+            if math.isfinite(mean_loss):
+                entry["test_errors"] = evaluate(net, *test_set)[0]
+                if val_set is not None:
+                    entry["val_errors"] = evaluate(net, *val_set)[0]
+            problem = blow_up(history, entry, len((val_set or test_set)[1]))
+            if problem:
+                raise Diverged(f"{problem} in epoch {epoch + 1}"
                                f"{checkpoints.last_good() if checkpoints else ''}; "
                                "start again with a lower --lr")
-            errors, _, _ = evaluate(net, *test_set)
-            history.append({"epoch": epoch + 1, "loss": mean_loss, "test_errors": errors})
+            history.append(entry)
             seen = (epoch + 1) * min(n, steps * bs)
             eta = (time.perf_counter() - started) / (epoch + 1 - first_epoch) * (epochs - epoch - 1)
-            print(f"epoch {epoch + 1:4d}/{epochs} | loss {mean_loss:.4f} | test errors {errors:5d} "
-                  f"({100 * errors / len(test_set[1]):.2f}%) | {seen / train_s:7.0f} samples/s | "
-                  f"ETA {format_seconds(eta)}", flush=True)
+            val = f" | val errors {entry['val_errors']:5d}" if val_set is not None else ""
+            print(f"epoch {epoch + 1:4d}/{epochs} | loss {mean_loss:.4f}{val} | test errors "
+                  f"{entry['test_errors']:5d} ({100 * entry['test_errors'] / len(test_set[1]):.2f}%)"
+                  f" | {seen / train_s:7.0f} samples/s | ETA {format_seconds(eta)}", flush=True)
             if checkpoints and checkpoints.due(epoch + 1, epochs):
                 checkpoints.save(net, optimizer, generator.get_state(), epoch + 1, 0, epochs,
                                  history, train_s, wall_before + time.perf_counter() - started,
@@ -316,6 +336,30 @@ def fit(net, train_set, test_set, params, epochs, lr, seed, batch_loss, jitter=0
     trained = len(history) * min(n, steps * bs)
     return history, {"train_s": train_s, "samples_per_s": trained / train_s if train_s else 0.0,
                      "wall_s_before_resume": wall_before}
+
+
+LOSS_JUMP = 3.0       # an epoch's loss over this many times its best and above its first
+NEAR_CHANCE = 0.8     # this fraction of the watched images wrong, after fewer than half were
+
+
+def blow_up(history, entry, watched_count):
+    """Why the epoch in `entry` (loss, errors) means the run diverged, or None: a non-finite
+    loss; a loss above the first epoch's and over 3x its best (small losses may wobble by 3x
+    near 0; a blow-up undoes the training); or errors back near chance on the watched images
+    (the held-out ones if any, else the test set) after the run had learned. A finite blow-up
+    is as fatal as a NaN: the net rarely recovers (results/sweep30_lr0.05)."""
+    loss = entry["loss"]
+    if not math.isfinite(loss):
+        return f"training loss became {loss}"
+    best = min([h["loss"] for h in history], default=math.inf)
+    if history and loss > LOSS_JUMP * best and loss > history[0]["loss"]:
+        return (f"training loss jumped to {loss:.4g}, above its first epoch's "
+                f"({history[0]['loss']:.4g}) and over {LOSS_JUMP:g}x its best ({best:.4g})")
+    key = "val_errors" if "val_errors" in entry else "test_errors"
+    fewest = min([h[key] for h in history if key in h] + [entry[key]])
+    if entry[key] >= NEAR_CHANCE * watched_count and fewest < 0.5 * watched_count:
+        return f"{entry[key]} of {watched_count} watched images wrong, back near chance"
+    return None
 
 
 def run_length(args, epochs):
@@ -499,10 +543,13 @@ def checkpoints_of(args, out, role, params, config, data, **more):
 
 
 def run_record(args, params, role, net, train_count, test_set, history, timing, wall_s, device,
-               **extra):
+               val_set=None, **extra):
     errors, per_class, _ = evaluate(net, *test_set)
+    held_out = {} if val_set is None else {"val_errors": evaluate(net, *val_set)[0],
+                                           "val_count": len(val_set[1])}
     return {"model": role, "architecture": describe(net.config()), "config": net.config(),
             "test_errors": errors, "per_class_errors": per_class, "test_count": len(test_set[1]),
+            "holdout": args.holdout, **held_out,
             "epochs": len(history), "seed": args.seed, "params": tp.as_dict(params),
             "train_count": int(train_count), "subset": args.subset, "omit": args.omit,
             "only": args.only,
@@ -591,16 +638,17 @@ def main(argv=None):
     jitter = regularizer(args, params, role, "jitter")
 
     started = time.perf_counter()
-    train_set, test_set = load_data(args, device)
+    train_set, val_set, test_set = load_data(args, device)
     net = init_net(config, args.seed, device)
     print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
           f"{epochs} epochs, {type(params).__name__}, jitter {jitter}, seed {args.seed}")
     checkpoints = checkpoints_of(args, out, role, params, config, fingerprint(*train_set),
                                  jitter=jitter)
-    history, timing = fit(net, [*train_set, None], test_set, params, epochs, params.lr, args.seed,
-                          hard_label_loss, jitter, max_steps, checkpoints)
+    history, timing = fit(net, [*train_set, None], test_set, params, epochs=epochs, lr=params.lr,
+                          seed=args.seed, batch_loss=hard_label_loss, jitter=jitter,
+                          max_steps=max_steps, checkpoints=checkpoints, val_set=val_set)
     record = run_record(args, params, role, net, len(train_set[1]), test_set, history, timing,
-                        time.perf_counter() - started, device, jitter=jitter)
+                        time.perf_counter() - started, device, val_set=val_set, jitter=jitter)
     if args.dry_run:
         print("dry run: nothing written")
     else:

@@ -20,7 +20,7 @@ class PaperParams:
     batch_size: int = 100
     lr: float = 10.0                # at epoch e: lr * lr_decay**e
     distill_lr: float = 10.0
-    distill_warmup_epochs: float = 0.0  # linear lr warmup of the student from 0
+    distill_warmup_steps: int = 0   # linear lr warmup of the student from 0, in optimizer steps
     lr_schedule: str = "exp"        # "exp" (per epoch) or "cosine" (per step, to 0)
     lr_decay: float = 0.998
     momentum: float = 0.99          # reached after momentum_ramp_epochs
@@ -48,7 +48,7 @@ class LocalParams(PaperParams):
     distill_epochs: int = 60        # ~6 min on 2 cores
     lr: float = 0.03
     distill_lr: float = 0.05        # seed 1, 30 epochs: 100 test errors against 108 at 0.01
-    distill_warmup_epochs: float = 2.0  # without it, 0.03 already diverged in epoch 1 at T = 20
+    distill_warmup_steps: int = 1200  # 2 epochs of 60k; without it 0.03 diverged in epoch 1 at T = 20
     lr_schedule: str = "cosine"
     momentum: float = 0.9
     momentum_start: float = 0.9
@@ -68,8 +68,9 @@ DISTILL_FIELDS = {"T", "alpha"}  # flags of distillation.py only
 
 HELP = {
     "batch_size": "minibatch size",
-    "distill_warmup_epochs": "distilled students: the lr rises linearly from 0 over this many "
-                             "epochs (a fresh student's soft-target gradients are large)",
+    "distill_warmup_steps": "distilled students: the lr rises linearly from 0 over this many "
+                            "optimizer steps, at most a quarter of the run (a fresh student's "
+                            "soft-target gradients are large)",
     "lr_schedule": "'exp': lr * lr_decay**epoch; 'cosine': per-step cosine decay to 0",
     "lr_decay": "per-epoch factor of the 'exp' schedule",
     "momentum": "SGD momentum (final value of the ramp)",
@@ -144,7 +145,7 @@ def check_params(p):
             return f"{flag(name)} must be in [0, 1), got {getattr(p, name)}"
     if p.lr_schedule not in ("exp", "cosine"):
         return f"--lr-schedule must be 'exp' or 'cosine', got {p.lr_schedule!r}"
-    for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm", "distill_warmup_epochs"]:
+    for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm", "distill_warmup_steps"]:
         if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
             return f"{flag(name)} must be a finite number >= 0, got {getattr(p, name)}"
     if p.nesterov and min(p.momentum, momentum_at(p, 0)) <= 0:
@@ -158,10 +159,16 @@ def check_params(p):
     return None
 
 
-def lr_at(p, lr, epoch, step, steps_per_epoch, epochs, warmup=0.0):
-    """Learning rate of one optimizer step; `warmup` epochs of linear rise first."""
+def warmup_length(warmup_steps, total_steps):
+    """Optimizer steps of the linear warmup: as asked, but at most a quarter of the run, so a
+    short demo still spends most of its steps at full rate."""
+    return min(warmup_steps, total_steps // 4)
+
+
+def lr_at(p, lr, epoch, step, steps_per_epoch, epochs, warmup=0):
+    """Learning rate of one optimizer step; `warmup` steps of linear rise first."""
     done = epoch + step / steps_per_epoch
-    ramp = min(1.0, (done + 1 / steps_per_epoch) / warmup) if warmup else 1.0
+    ramp = min(1.0, (epoch * steps_per_epoch + step + 1) / warmup) if warmup else 1.0
     if p.lr_schedule == "exp":
         return ramp * lr * p.lr_decay ** epoch
     return ramp * lr * 0.5 * (1.0 + math.cos(math.pi * done / epochs))
@@ -178,7 +185,7 @@ def as_dict(p):
     return {"name": type(p).__name__, **asdict(p)}
 
 
-STUDENT_ONLY = {"distill_epochs", "distill_lr", "distill_warmup_epochs", "T", "alpha"}
+STUDENT_ONLY = {"distill_epochs", "distill_lr", "distill_warmup_steps", "T", "alpha"}
 
 
 def used_by(p, role):

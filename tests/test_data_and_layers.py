@@ -150,12 +150,18 @@ def test_schedules(name):
 def test_warmup_rises_linearly_then_hands_over_to_the_schedule():
     p = tp.LocalParams()
     cosine = [tp.lr_at(p, 1.0, e, s, 10, 30) for e in range(30) for s in range(10)]
-    warm = [tp.lr_at(p, 1.0, e, s, 10, 30, warmup=2) for e in range(30) for s in range(10)]
-    # step k of the first 2 epochs (20 steps) runs at (k + 1) / 20 of the cosine rate
+    warm = [tp.lr_at(p, 1.0, e, s, 10, 30, warmup=20) for e in range(30) for s in range(10)]
+    # step k of the first 20 steps runs at (k + 1) / 20 of the cosine rate
     assert warm[:20] == pytest.approx([(k + 1) / 20 * cosine[k] for k in range(20)])
     assert warm[20:] == cosine[20:]
     exp = tp.PaperParams()
-    assert tp.lr_at(exp, 10.0, 0, 4, 600, 3000, warmup=1) == pytest.approx(10.0 * 5 / 600)
+    assert tp.lr_at(exp, 10.0, 0, 4, 600, 3000, warmup=600) == pytest.approx(10.0 * 5 / 600)
+
+
+def test_warmup_is_at_most_a_quarter_of_the_run():
+    assert tp.warmup_length(1200, 36000) == 1200       # 60 epochs of 600 steps
+    assert tp.warmup_length(1200, 60) == 15            # a one-epoch demo on a tenth of MNIST
+    assert tp.warmup_length(0, 60) == 0
 
 
 @pytest.mark.parametrize("p", [0.5, 0.2, 0.8])

@@ -149,10 +149,8 @@ def test_unusable_teachers(trained, tmp_path, capsys):
         assert path in err
 
 
-def test_only_gets_a_longer_warmup_unless_one_is_given():
+def test_only_counts_its_warmup_in_steps_like_every_run():
     _, run = no3.parse_args(["--only", "7", "8"])
-    assert run.distill_warmup_epochs == no3.ONLY_WARMUP_EPOCHS
-    _, run = no3.parse_args(["--only", "7", "8", "--distill-warmup-epochs", "3"])
-    assert run.distill_warmup_epochs == 3
-    _, run = no3.parse_args([])
-    assert run.distill_warmup_epochs == train.tp.LocalParams().distill_warmup_epochs
+    assert run.distill_warmup_steps == train.tp.LocalParams().distill_warmup_steps == 1200
+    _, run = no3.parse_args(["--only", "7", "8", "--distill-warmup-steps", "300"])
+    assert run.distill_warmup_steps == 300

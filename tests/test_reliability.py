@@ -130,8 +130,8 @@ def test_divergence_names_the_epoch_and_keeps_the_last_good_checkpoint(tiny_mnis
         return loss * float("nan") if len(calls) > 4 * 8 else loss  # 8 steps per epoch
 
     with pytest.raises(train.Diverged) as stop:
-        train.fit(net, [*train_set, None], test_set, params, 10, 0.01, 1,
-                  loss_that_blows_up_in_epoch_5, checkpoints=checkpoints)
+        train.fit(net, [*train_set, None], test_set, params, epochs=10, lr=0.01, seed=1,
+                  batch_loss=loss_that_blows_up_in_epoch_5, checkpoints=checkpoints)
     assert "epoch 5" in str(stop.value) and checkpoints.path in str(stop.value)
     saved = torch.load(checkpoints.path, weights_only=True)
     assert saved["epoch"] == 4 and all(torch.isfinite(t).all() for t in saved["net"].values())
@@ -224,3 +224,30 @@ def test_resume_compares_only_the_recipe_fields_the_run_uses(tmp_path):
     # a field the teacher uses still tells runs apart
     with pytest.raises(train.UsageError, match="differs in params"):
         saved_then_resumed(tp.as_dict(tp.LocalParams(lr=0.01)), teacher)
+
+
+def epochs_of(losses, errors):
+    return [{"epoch": i + 1, "loss": l, "test_errors": e} for i, (l, e) in enumerate(zip(losses, errors))]
+
+
+def test_finite_blow_ups_are_caught_like_nans():
+    # results/sweep30_lr0.05, T = 20: the loss jumped in epoch 3 and the net never recovered
+    seen = epochs_of([8.805, 6.419], [619, 3396])
+    assert "jumped to 42.98" in train.blow_up(seen, {"loss": 42.979, "test_errors": 8990}, 10000)
+    # errors back near chance after the run had learned, with a loss that did not triple
+    assert "near chance" in train.blow_up(seen, {"loss": 7.0, "test_errors": 8500}, 10000)
+    # held-out errors are watched when there are any
+    held = [dict(h, val_errors=e) for h, e in zip(seen, [300, 400])]
+    assert "near chance" in train.blow_up(held, {"loss": 6.0, "test_errors": 500,
+                                                 "val_errors": 900}, 1000)
+
+
+def test_ordinary_runs_are_not_taken_for_blow_ups():
+    assert train.blow_up([], {"loss": 9.0, "test_errors": 9000}, 10000) is None  # a slow start
+    # a tiny loss that triples near 0 stays far below where the run began
+    assert train.blow_up(epochs_of([0.3, 0.01], [40, 5]), {"loss": 0.033, "test_errors": 6}, 100) is None
+    # a net that never got below half wrong (a 7s-and-8s baseline on all ten digits) is not a collapse
+    assert train.blow_up(epochs_of([1.0, 0.5], [8100, 8050]), {"loss": 0.4, "test_errors": 8000},
+                         10000) is None
+    assert train.blow_up(epochs_of([2.0], [500]), {"loss": float("nan")}, 10000) == \
+        "training loss became nan"

@@ -109,6 +109,7 @@ BAD_DISTILL = [
     (["--T", "0"], "--T"), (["--T", "-2"], "--T"), (["--T", "nan"], "--T"), (["--T", "inf"], "--T"),
     (["--T", "20", "0"], "--T"), (["--alpha", "1.5"], "--alpha"), (["--alpha", "-0.1"], "--alpha"),
     (["--hidden", "0"], "--hidden"), (["--hidden", "800", "-1"], "--hidden"),
+    (["--holdout", "-1"], "--holdout"), (["--holdout", "400"], "--holdout"),
     (["--subset", "0"], "--subset"), (["--subset", "1.5"], "--subset"), (["--subset", "nan"], "--subset"),
     (["--omit", "10"], "class 10"), (["--only", "-1"], "class -1"),
     (["--omit", *map(str, range(10))], "all ten"), (["--omit", "3", "--only", "7"], "not allowed"),
@@ -249,7 +250,7 @@ def count_teacher_forwards(trained, jitter):
     student = train.init_net({"hidden": [16, 16]}, 0, "cpu")
     params = distillation.tp.LocalParams(distill_epochs=3, batch_size=100, T=20.0, alpha=0.9)
     distillation.distill(student, teacher, train_set, dataset.load_mnist(trained["data"], False),
-                         params, 0, jitter)
+                         params, 0, jitter=jitter)
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
     return calls
 
@@ -285,7 +286,7 @@ def test_alpha_zero_student_is_bit_identical_to_the_small_net(trained, tmp_path)
     student = str(tmp_path / "student.pt")
     distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"], "--out",
                        student, "--alpha", "0", "--lr", "0.03", "--T", "5",
-                       "--distill-warmup-epochs", "0", *FAST])
+                       "--distill-warmup-steps", "0", *FAST])
     a = torch.load(student, weights_only=True)["state_dict"]
     b = torch.load(trained["small"], weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -338,9 +339,33 @@ def test_a_malformed_baseline_file_is_shown_as_missing(trained, tmp_path, capsys
     assert f"no results at {baseline}" in capsys.readouterr().out
 
 
-def test_a_subset_keeps_the_number_of_warmup_steps():
-    parser = distillation.make_distill_parser("")
-    _, [run] = distillation.parse_distill_args(parser, ["--subset", "0.25"])
-    assert run.distill_warmup_epochs == 4 * distillation.tp.LocalParams().distill_warmup_epochs
-    _, [run] = distillation.parse_distill_args(parser, ["--subset", "0.25", "--distill-warmup-epochs", "1"])
-    assert run.distill_warmup_epochs == 1
+def test_a_short_demo_on_a_subset_learns(trained, tmp_path):
+    """The warmup is capped at a quarter of the run: one epoch of a tenth of the images still
+    spends most of its steps at full rate (with 1200 warmup steps it never left the start)."""
+    [record] = distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"],
+                                  "--out", str(tmp_path / "d.pt"), "--subset", "0.5",
+                                  "--epochs", "1", "--hidden", "32", "--batch-size", "10"])
+    assert record["params"]["distill_warmup_steps"] == 1200
+    # 20 steps, 5 of them warmup: 54 errors of 100; with all 1200 warmup steps it made 82
+    assert record["test_errors"] < 70
+
+
+def test_holdout_is_a_fixed_split_kept_out_of_training(trained, tmp_path):
+    import dataset
+    images, labels = dataset.load_mnist(trained["data"], True)
+    (kept, kept_labels), (held, held_labels) = dataset.holdout_split(images, labels, 100)
+    assert len(held) == 100 and len(kept) == 300
+    rows = {tuple(r.tolist()) for r in images}
+    assert {tuple(r.tolist()) for r in kept} | {tuple(r.tolist()) for r in held} == rows
+    assert not {tuple(r.tolist()) for r in kept} & {tuple(r.tolist()) for r in held}
+    again = dataset.holdout_split(images, labels, 100)[1][0]
+    assert torch.equal(held, again), "the same images for every run"
+    [record] = distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"],
+                                  "--out", str(tmp_path / "h.pt"), "--holdout", "100", *FAST])
+    assert record["holdout"] == 100 and record["val_count"] == 100 and record["train_count"] == 300
+    assert all("val_errors" in h for h in record["history"])
+    net = train.load_net(str(tmp_path / "h.pt"), "cpu")
+    assert record["val_errors"] == train.evaluate(net, held, held_labels)[0]
+    small = train.main(["--model", "small", "--data-dir", trained["data"], "--holdout", "100",
+                        "--out", str(tmp_path / "s.pt"), *FAST])
+    assert small["train_count"] == 300 and small["history"][-1]["val_errors"] == small["val_errors"]
