@@ -8,6 +8,7 @@ checkpoints. Writes OUT.pt (state_dict + config) and OUT.json (results) atomical
 """
 import argparse
 import contextlib
+import copy
 import hashlib
 import json
 import math
@@ -251,6 +252,8 @@ def evaluate(net, images, labels):
 
 # ---------------------------------------------------------------------------- training loop
 def make_optimizer(net, params, lr):
+    if params.optimizer == "adamw":  # no weight decay: the paper's student has no regularizer
+        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     momentum = tp.momentum_at(params, 0)
     # fused: one pass over each weight, gradient and momentum buffer instead of several
     return torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, nesterov=params.nesterov,
@@ -273,7 +276,10 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     n, bs = len(train_set[1]), params.batch_size
     steps = math.ceil(n / bs) if max_steps is None else min(max_steps, math.ceil(n / bs))
     warmup = tp.warmup_length(warmup_steps, steps * epochs)
-    state = checkpoints.load(net, optimizer, generator) if checkpoints else None
+    average = copy.deepcopy(net) if params.ema else None
+    weights = net if average is None else torch.nn.ModuleList([net, average])  # what a resume restores
+    watched = net if average is None else average  # the net evaluated and returned
+    state = checkpoints.load(weights, optimizer, generator) if checkpoints else None
     first_epoch, first_step, history, train_s, wall_before, total = (
         (state["epoch"], state["step"], state["history"], state["train_s"], state["wall_s"],
          state["loss_total"].to(train_set[1].device)) if state else
@@ -299,10 +305,12 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                 loss.backward()
                 optimizer.step()
                 net.apply_max_norm()
+                if average is not None:
+                    update_average(average, net, params.ema)
                 total += loss.detach() * len(y)  # stays on the device: no sync per step
                 if interrupted() and checkpoints and torch.isfinite(total):
                     train_s += time.perf_counter() - tick
-                    checkpoints.save(net, optimizer, epoch_start_rng, epoch, step + 1, epochs,
+                    checkpoints.save(weights, optimizer, epoch_start_rng, epoch, step + 1, epochs,
                                      history, train_s, wall_before + time.perf_counter() - started,
                                      total)
                     raise Interrupted(epoch + 1, step + 1, checkpoints.path)
@@ -314,9 +322,9 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
             train_s += time.perf_counter() - tick
             entry = {"epoch": epoch + 1, "loss": mean_loss}
             if math.isfinite(mean_loss):
-                entry["test_errors"] = evaluate(net, *test_set)[0]
+                entry["test_errors"] = evaluate(watched, *test_set)[0]
                 if val_set is not None:
-                    entry["val_errors"] = evaluate(net, *val_set)[0]
+                    entry["val_errors"] = evaluate(watched, *val_set)[0]
             problem = blow_up(history, entry, len((val_set or test_set)[1]))
             if problem:
                 raise Diverged(f"{problem} in epoch {epoch + 1}"
@@ -330,12 +338,22 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                   f"{entry['test_errors']:5d} ({100 * entry['test_errors'] / len(test_set[1]):.2f}%)"
                   f" | {seen / train_s:7.0f} samples/s | ETA {format_seconds(eta)}", flush=True)
             if checkpoints and checkpoints.due(epoch + 1, epochs):
-                checkpoints.save(net, optimizer, generator.get_state(), epoch + 1, 0, epochs,
+                checkpoints.save(weights, optimizer, generator.get_state(), epoch + 1, 0, epochs,
                                  history, train_s, wall_before + time.perf_counter() - started,
                                  total)
+    if average is not None:
+        net.load_state_dict(average.state_dict())  # the run's result is the averaged net
     trained = len(history) * min(n, steps * bs)
     return history, {"train_s": train_s, "samples_per_s": trained / train_s if train_s else 0.0,
                      "wall_s_before_resume": wall_before}
+
+
+@torch.no_grad()
+def update_average(average, net, decay):
+    """Exponential moving average of the weights, after each step: a = decay a + (1 - decay) w.
+    Evaluated and saved in place of the last weights (a training trick, not another model)."""
+    for a, w in zip(average.parameters(), net.parameters()):
+        a.lerp_(w, 1.0 - decay)
 
 
 LOSS_JUMP = 3.0       # an epoch's loss over this many times its best and above its first
@@ -368,6 +386,8 @@ def run_length(args, epochs):
 
 
 def set_momentum(optimizer, params, epoch):
+    if params.optimizer != "sgd":
+        return
     momentum = tp.momentum_at(params, epoch)
     for group in optimizer.param_groups:
         group["momentum"] = momentum

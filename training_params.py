@@ -21,6 +21,7 @@ class PaperParams:
     lr: float = 10.0                # at epoch e: lr * lr_decay**e
     distill_lr: float = 10.0
     distill_warmup_steps: int = 0   # linear lr warmup of the student from 0, in optimizer steps
+    optimizer: str = "sgd"          # "sgd" (with the momentum fields) or "adamw" (no weight decay)
     lr_schedule: str = "exp"        # "exp" (per epoch) or "cosine" (per step, to 0)
     lr_decay: float = 0.998
     momentum: float = 0.99          # reached after momentum_ramp_epochs
@@ -28,6 +29,7 @@ class PaperParams:
     momentum_ramp_epochs: int = 500
     dampening: bool = True          # v <- p v - (1 - p) lr g, as in the 2012 code
     nesterov: bool = False
+    ema: float = 0.0                # decay of a moving average of the weights per step; 0 = none
     init_std: float = 0.01          # weights ~ N(0, init_std); 0 = PyTorch's default init
     standardize: bool = False       # raw pixels in [0, 1], as in 2012
     dropout_input: float = 0.2      # teacher only
@@ -72,6 +74,9 @@ HELP = {
                             "optimizer steps, at most a quarter of the run (a fresh student's "
                             "soft-target gradients are large)",
     "lr_schedule": "'exp': lr * lr_decay**epoch; 'cosine': per-step cosine decay to 0",
+    "optimizer": "'sgd' (the momentum fields below) or 'adamw' (Adam, no weight decay)",
+    "ema": "evaluate and save a moving average of the weights with this decay per step "
+           "(e.g. 0.999); 0 = the last weights",
     "lr_decay": "per-epoch factor of the 'exp' schedule",
     "momentum": "SGD momentum (final value of the ramp)",
     "momentum_start": "momentum at epoch 0, rising linearly to --momentum",
@@ -143,14 +148,18 @@ def check_params(p):
     for name in ["momentum", "momentum_start", "dropout_input", "dropout_hidden"]:
         if not 0 <= getattr(p, name) < 1:
             return f"{flag(name)} must be in [0, 1), got {getattr(p, name)}"
+    if p.optimizer not in ("sgd", "adamw"):
+        return f"--optimizer must be 'sgd' or 'adamw', got {p.optimizer!r}"
+    if not 0 <= p.ema < 1:
+        return f"--ema must be in [0, 1), got {p.ema}"
     if p.lr_schedule not in ("exp", "cosine"):
         return f"--lr-schedule must be 'exp' or 'cosine', got {p.lr_schedule!r}"
     for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm", "distill_warmup_steps"]:
         if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
             return f"{flag(name)} must be a finite number >= 0, got {getattr(p, name)}"
-    if p.nesterov and min(p.momentum, momentum_at(p, 0)) <= 0:
+    if p.optimizer == "sgd" and p.nesterov and min(p.momentum, momentum_at(p, 0)) <= 0:
         return "--nesterov 1 needs a positive --momentum and --momentum-start"
-    if p.nesterov and p.dampening:
+    if p.optimizer == "sgd" and p.nesterov and p.dampening:
         return "--nesterov 1 needs --dampening 0 (PyTorch's SGD allows no damped Nesterov)"
     if not (math.isfinite(p.T) and p.T > 0):
         return f"--T must be a positive finite temperature, got {p.T}"

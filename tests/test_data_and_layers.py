@@ -188,3 +188,40 @@ def test_uint8_pixels_give_the_same_logits_as_floats_in_0_1():
     net = MLP(hidden=[20, 20]).eval()
     pixels = torch.randint(0, 256, (8, 784), dtype=torch.uint8)
     assert torch.equal(net(pixels), net(pixels.float() / 255.0))
+
+
+def test_weight_average_follows_the_hand_computed_ema(tiny_mnist):
+    """fit with --ema d returns d-averaged weights of the very trajectory it trains without it."""
+    import dataset
+    import train
+    train_set, test_set = (dataset.load_mnist(tiny_mnist, split) for split in (True, False))
+    params = tp.LocalParams(batch_size=100)
+    seen = []
+
+    def recording_loss(net, x, y, extra):
+        seen.append([p.detach().clone() for p in net.parameters()])
+        return train.hard_label_loss(net, x, y, extra)
+
+    plain = train.init_net({"hidden": [8, 8]}, 1, "cpu")
+    train.fit(plain, [*train_set, None], test_set, params, epochs=2, lr=0.05, seed=1,
+              batch_loss=recording_loss)
+    trajectory = seen + [[p.detach() for p in plain.parameters()]]   # w_0 ... w_8
+    expected = [t.clone() for t in trajectory[0]]
+    for weights in trajectory[1:]:
+        expected = [0.9 * a + 0.1 * w for a, w in zip(expected, weights)]
+    averaged = train.init_net({"hidden": [8, 8]}, 1, "cpu")
+    history, _ = train.fit(averaged, [*train_set, None], test_set,
+                           tp.LocalParams(batch_size=100, ema=0.9), epochs=2, lr=0.05, seed=1,
+                           batch_loss=train.hard_label_loss)
+    assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(averaged.parameters(), expected))
+    assert history[-1]["test_errors"] == train.evaluate(averaged, *test_set)[0]
+
+
+def test_adamw_has_no_weight_decay_and_ignores_the_momentum_fields():
+    import train
+    net = torch.nn.Linear(2, 2)
+    optimizer = train.make_optimizer(net, tp.LocalParams(optimizer="adamw", momentum=0.0), 1e-3)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == 0
+    assert tp.check_params(tp.LocalParams(optimizer="adamw", momentum=0.0)) is None
+    assert "--optimizer" in tp.check_params(tp.LocalParams(optimizer="adam"))
+    assert "--ema" in tp.check_params(tp.LocalParams(ema=1.0))
