@@ -31,6 +31,10 @@ import torch.nn.functional as F
 import dataset
 import distillation
 import tables
+import checkpoint
+import cli
+import layers
+import records
 import train
 import training_params as tp
 
@@ -94,7 +98,7 @@ def teacher_setup(data_dir, device):
     params = tp.PaperParams()
     no_flags = argparse.Namespace(hidden=None, dropout_input=None, dropout_hidden=None,
                                   max_norm=None)
-    config = train.net_config(no_flags, params, "teacher")
+    config = cli.net_config(no_flags, params, "teacher")
     train_set = dataset.load_mnist(data_dir, True, device)
     test_set = dataset.load_mnist(data_dir, False, device)
     return params, config, train_set, test_set
@@ -106,7 +110,7 @@ def teacher_epoch(data_dir, device):
     net = train.init_net(config, 1, device)
     _, timing = train.fit(net, [*train_set, None], test_set, params, epochs=1, lr=params.lr,
                           seed=1, batch_loss=train.hard_label_loss, jitter=params.jitter)
-    evaluate_s = median_seconds(lambda: (train.evaluate(net, *test_set), sync(device)), 5, 1)
+    evaluate_s = median_seconds(lambda: (layers.evaluate(net, *test_set), sync(device)), 5, 1)
     return {"images_per_s": timing["samples_per_s"], "evaluate_s": evaluate_s}
 
 
@@ -166,16 +170,16 @@ def run_part(name, args):
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     except subprocess.TimeoutExpired:
-        raise train.UsageError(f"the {name} measurement took over an hour; stopped") from None
+        raise cli.UsageError(f"the {name} measurement took over an hour; stopped") from None
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        raise train.UsageError(f"the {name} measurement failed: "
+        raise cli.UsageError(f"the {name} measurement failed: "
                                f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
     return json.loads(lines[-1])
 
 
 def measure_part(name, args):
-    device = train.resolve_device(args.device)
+    device = cli.resolve_device(args.device)
     with open(os.devnull, "w") as quiet:  # fit's progress line would spoil the JSON on stdout
         stdout, sys.stdout = sys.stdout, quiet
         try:
@@ -202,16 +206,16 @@ def benchmark(args):
     with other tenants, and a slow outlier says more about them than about the code. The bound
     and the back-to-back matmuls are measured before and after the runs and the higher kept,
     so the % never flatters."""
-    device = train.resolve_device(args.device)
+    device = cli.resolve_device(args.device)
     for split in (True, False):  # fail now, not after a minute of measuring
         try:
             dataset.load_mnist(args.data_dir, split)
         except dataset.DataError as e:
-            raise train.UsageError(str(e)) from None
+            raise cli.UsageError(str(e)) from None
     batch = tp.PaperParams().batch_size
-    record = {"hardware": train.hardware(device), "device": str(device),
+    record = {"hardware": records.hardware(device), "device": str(device),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": batch,
-              "repeats": args.repeats, "code_version": train.code_version()}
+              "repeats": args.repeats, "code_version": records.code_version()}
     limits = [matmul_limits(batch, device)]
     for name in PARTS:
         print(f"measuring {name} ({args.repeats}x) ...", flush=True)
@@ -263,7 +267,7 @@ def markdown(record):
 
 
 def main(argv=None):
-    parser = train.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="MNIST root (downloaded there if absent)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--out", default=os.path.join("results", "benchmark.json"),
@@ -283,13 +287,13 @@ def main(argv=None):
             with open(args.table) as f:
                 record = json.load(f)
         else:
-            train.check_writable(args.out)
+            cli.check_writable(args.out)
             record = benchmark(args)
-            train.write_atomic({args.out: lambda f: f.write(json.dumps(record, indent=1).encode())})
+            checkpoint.write_atomic({args.out: lambda f: f.write(json.dumps(record, indent=1).encode())})
         text = markdown(record)
         if args.write:
             tables.write_between_markers(args.write, text, MARKER)
-    except (train.UsageError, OSError, ValueError, KeyError) as e:
+    except (cli.UsageError, OSError, ValueError, KeyError) as e:
         print(f"benchmark.py: error: {e}", file=sys.stderr)
         sys.exit(2)
     print(text)

@@ -6,6 +6,7 @@ an epoch is one permutation of the whole tensor, jittered in one batched gather.
 """
 import contextlib
 import io
+import os
 
 import torch
 
@@ -19,15 +20,22 @@ class DataError(Exception):
 def load_mnist(root, train, device="cpu"):
     """(images, labels) of the MNIST train or test split, via torchvision (downloads if absent)."""
     from torchvision.datasets import MNIST
+    raw = os.path.join(root, "MNIST", "raw")
+    created = [d for d in (root, os.path.join(root, "MNIST"), raw) if not os.path.exists(d)]
     try:
         # torchvision prints its retries on stdout; our caller reports one clear line instead.
         with contextlib.redirect_stdout(io.StringIO()):
             data = MNIST(root=root, train=train, download=True)
     except Exception as e:
-        reason = next(iter(str(e).splitlines()), "") or "unreadable IDX header"
-        raise DataError(f"MNIST is not in {root!r} and could not be downloaded or read "
-                        f"({type(e).__name__}: {reason}); put the IDX files in "
-                        f"{root}/MNIST/raw or pass --data-dir") from None
+        for folder in reversed(created):  # leave no empty folder behind a failed download
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        if created or not os.listdir(raw):
+            raise DataError(f"MNIST is not in {raw!r} and could not be downloaded "
+                            f"({type(e).__name__}); with no network, put the four "
+                            "*-ubyte files there or pass --data-dir") from None
+        raise DataError(f"MNIST files in {raw!r} could not be read ({type(e).__name__}); "
+                        "delete them to download afresh, or pass --data-dir") from None
     images, labels = data.data, data.targets
     if (images.dtype != torch.uint8 or tuple(images.shape[1:]) != (SIDE, SIDE) or len(images) == 0
             or len(images) != len(labels) or labels.min() < 0 or labels.max() > 9):
@@ -103,3 +111,8 @@ def batches(tensors, batch_size):
     n = len(tensors[0])
     for start in range(0, n, batch_size):
         yield [None if t is None else t[start:start + batch_size] for t in tensors]
+
+
+def data_seed(seed):
+    """Seed of the data stream (subset, shuffles, jitter), apart from the init/dropout stream."""
+    return seed + 2 ** 32

@@ -15,8 +15,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-import training_params as tp
+import checkpoint
+import cli
+import layers
+import records
 import train
+import training_params as tp
 from layers import describe
 
 DEFAULT_TEACHER = os.path.join("models", "cumbersome_model_1200.pt")
@@ -55,7 +59,7 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, ep
     teacher.eval().requires_grad_(False)
     cached = None
     if not jitter:
-        cached = train.logits_of(teacher, images) if teacher_logits is None else teacher_logits
+        cached = layers.logits_of(teacher, images) if teacher_logits is None else teacher_logits
     loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
     return train.fit(student, [images, labels, cached], test_set, params,
                      epochs=epochs or params.distill_epochs, lr=params.distill_lr, seed=seed,
@@ -63,95 +67,134 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, ep
                      warmup_steps=params.distill_warmup_steps, val_set=val_set)
 
 
-def make_distill_parser(doc, read_baseline=True):
-    parser = train.make_parser(doc)
-    parser.add_argument("--T", type=float, nargs="+", metavar="T",
-                        help="temperature(s); several run a sweep (default: the recipe's, 20)")
-    parser.add_argument("--alpha", type=float, help="weight of the soft term (default 0.9)")
-    parser.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher checkpoint (default: %(default)s)")
-    if read_baseline:
-        parser.add_argument("--baseline", help="results JSON of the hard-label small net to "
-                            "compare with (default: models/small_model_W.json)")
+def make_distill_parser(doc, sweep=True):
+    """The shared flags plus the student's; `sweep`: --T takes several temperatures."""
+    parser = cli.make_parser(doc)
+    local = tp.LocalParams()
+    if sweep:
+        parser.add_argument("--T", type=float, nargs="+", metavar="T",
+                            help=f"temperature(s); several run a sweep, one student each "
+                                 f"(default: the recipe's, {local.T:g})")
+    else:
+        parser.add_argument("--T", type=float, metavar="T",
+                            help=f"temperature (default: the recipe's, {local.T:g})")
+    parser.add_argument("--alpha", type=float,
+                        help=f"weight of the soft term (default: the recipe's, {local.alpha:g})")
+    parser.add_argument("--teacher", default=DEFAULT_TEACHER,
+                        help="teacher checkpoint (default: %(default)s)")
     return parser
 
 
 def parse_distill_args(parser, argv):
     """(args, one recipe per temperature), checked; the common --lr sets the distill_lr."""
     args = parser.parse_args(argv)
+    temperatures = args.T if isinstance(args.T, list) else [args.T]
+    args.T = None  # the recipe's T is set per run below
     params = tp.params_from_args(args, "distill_epochs", "distill_lr")
-    if args.alpha is not None:
-        params.alpha = args.alpha
-    temperatures = args.T or [params.T]
+    temperatures = [params.T if T is None else T for T in temperatures]
     if len(set(f"{T:g}" for T in temperatures)) < len(temperatures):
-        raise train.UsageError(f"--T lists a temperature twice: {temperatures}")
+        raise cli.UsageError(f"--T lists a temperature twice: {temperatures}")
     runs = [dataclasses.replace(params, T=T) for T in temperatures]
     for run in runs:
-        train.check_common(args, run)
+        cli.check_common(args, run)
     return args, runs
 
 
-def read_baseline(path):
-    """(test errors, note) of a hard-label run's results JSON, or (None, how to make one)."""
+def read_baseline(path, config, seed):
+    """(test errors, note) of the hard-label small net's results JSON at `path`, if it is a
+    net of the student's architecture; else (None, the command that trains one)."""
+    widths = config["hidden"]
+    hint = (f"run: python train.py --model small --hidden {' '.join(map(str, widths))} "
+            f"--seed {seed} --out {path[:-5]}.pt")
     try:
         with open(path) as f:
             record = json.load(f)
-        return record["test_errors"], f"hard labels, {record['epochs']} epochs, seed {record['seed']}"
+        errors, epochs, its_seed, its_config = (record["test_errors"], record["epochs"],
+                                                record["seed"], record["config"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None, f"no results at {path}: run train.py --model small --out {path[:-5]}.pt"
+        return None, f"no results at {path}; {hint}"
+    if describe(its_config) != describe(config):
+        return None, f"{path} is a {describe(its_config)} net, not the student's; {hint}"
+    return errors, f"hard labels, {epochs} epochs, seed {its_seed}"
 
 
 def out_path(args, config, T, sweep):
     if args.out is None:
-        return train.default_out("student", config, f"_{T:g}")
+        return cli.default_out(args, "student", config, f"_{T:g}")
     return f"{args.out[:-3]}_T{T:g}.pt" if sweep else args.out
 
 
-@train.report_errors
+def finished_record(args, out):
+    """The results of a run of a resumed sweep that had already finished, else None."""
+    if not (args.resume and os.path.exists(cli.json_path_of(out))
+            and not os.path.exists(checkpoint.resume_path(out))):
+        return None
+    with open(cli.json_path_of(out)) as f:
+        return json.load(f)
+
+
+@cli.report_errors
 def main(argv=None):
-    args, runs = parse_distill_args(make_distill_parser(__doc__), argv)
-    device = train.resolve_device(args.device)
-    config = train.net_config(args, runs[0], "student")
+    parser = make_distill_parser(__doc__)
+    parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
+                        "with (default: models/small_model_W.json, W the student's width)")
+    args, runs = parse_distill_args(parser, argv)
+    device = cli.resolve_device(args.device)
+    config = cli.net_config(args, runs[0], "student")
     outs = [out_path(args, config, run.T, len(runs) > 1) for run in runs]
     for out in outs:
-        train.check_writable(out)
-    jitter = train.regularizer(args, runs[0], "student", "jitter")
-    teacher = train.load_net(args.teacher, device)
-    train_set, val_set, test_set = train.load_data(args, device)
-    teacher_errors, _, _ = train.evaluate(teacher, *test_set)
-    data, teacher_id = train.fingerprint(*train_set), train.fingerprint(*teacher.state_dict().values())
-    teacher_logits = None if jitter else train.logits_of(teacher, train_set[0])
-    baseline = args.baseline or train.json_path_of(
-        os.path.join("models", os.path.basename(train.default_out("small", config))))
-    baseline_errors, baseline_note = read_baseline(baseline)
+        cli.check_writable(out)
+    jitter = cli.regularizer(args, runs[0], "student", "jitter")
+    teacher = checkpoint.load_net(args.teacher, device)
+    train_set, val_set, test_set = cli.load_data(args, device)
+    teacher_errors, _, _ = layers.evaluate(teacher, *test_set)
+    data = checkpoint.fingerprint(*train_set)
+    teacher_id = checkpoint.fingerprint(*teacher.state_dict().values())
+    teacher_logits = None if jitter else layers.logits_of(teacher, train_set[0])
+    baseline = args.baseline or os.path.join("models", f"small_model_{cli.width_name(config)}.json")
+    baseline_errors, baseline_note = read_baseline(baseline, config, args.seed)
     rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
              args.teacher),
             (f"small {describe(config)}", baseline_errors, len(test_set[1]), baseline_note)]
-    records = []
+    results = []
     for run, out in zip(runs, outs):
-        started = time.perf_counter()
-        student = train.init_net(config, args.seed, device)
-        print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
-              f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
-              f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
-        checkpoints = train.checkpoints_of(args, out, "student", run, config, data, jitter=jitter,
-                                           teacher=teacher_id)
-        epochs, max_steps = train.run_length(args, run.distill_epochs)
-        history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
-                                  jitter=jitter, epochs=epochs, max_steps=max_steps,
-                                  teacher_logits=teacher_logits, checkpoints=checkpoints,
-                                  val_set=val_set)
-        record = train.run_record(args, run, "student", student, len(train_set[1]), test_set,
-                                  history, timing, time.perf_counter() - started, device,
-                                  val_set=val_set,
-                                  T=run.T, alpha=run.alpha, jitter=jitter, teacher=args.teacher,
-                                  teacher_test_errors=teacher_errors)
-        if not args.dry_run:
-            print(f"wrote {out} and {train.save_run(out, student, record)}")
-        records.append(record)
+        record = finished_record(args, out)
+        if record is None:
+            record = distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
+                                 (train_set, val_set, test_set), device, jitter, data, teacher_id)
+        else:
+            print(f"--resume: {out} had finished; its results are kept")
+        results.append(record)
         rows.append((f"distilled {record['architecture']} T={run.T:g}", record["test_errors"],
-                     record["test_count"], f"alpha {run.alpha:g}, {len(history)} epochs"))
-    train.print_summary(rows)
-    return records
+                     record["test_count"], f"alpha {run.alpha:g}, {record['epochs']} epochs"))
+    records.print_summary(rows)
+    return results
+
+
+def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits, sets, device,
+                jitter, data, teacher_id):
+    """Train, save and return the record of one student of a (possibly one-T) sweep."""
+    train_set, val_set, test_set = sets
+    started = time.perf_counter()
+    student = train.init_net(config, args.seed, device)
+    print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
+          f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
+          f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
+    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data,
+                                            jitter=jitter, teacher=teacher_id)
+    epochs, max_steps = cli.run_length(args, run.distill_epochs)
+    history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
+                              jitter=jitter, epochs=epochs, max_steps=max_steps,
+                              teacher_logits=teacher_logits, checkpoints=checkpoints,
+                              val_set=val_set)
+    record = records.run_record(args, run, "student", student, len(train_set[1]), test_set,
+                                history, timing, time.perf_counter() - started, device,
+                                val_set=val_set, T=run.T, alpha=run.alpha, jitter=jitter,
+                                teacher=args.teacher, teacher_test_errors=teacher_errors)
+    if not args.dry_run:
+        print(f"wrote {out} and {checkpoint.save_run(out, student, record)}")
+        checkpoints.finish()
+    return record
 
 
 if __name__ == "__main__":

@@ -18,8 +18,12 @@ import time
 
 import torch
 
+import checkpoint
+import cli
 import dataset
 import distillation
+import layers
+import records
 import train
 from layers import describe
 
@@ -38,7 +42,7 @@ def shift_biases(net, classes, amount):
 def predicted_count(net, images, classes):
     """On how many of `images` the net's top class is one of `classes`."""
     classes = torch.as_tensor(list(classes), device=images.device)
-    return torch.isin(train.logits_of(net, images).argmax(1), classes).sum().item()
+    return torch.isin(layers.logits_of(net, images).argmax(1), classes).sum().item()
 
 
 def frequency_matched_shift(student, images, classes, wanted, steps=60):
@@ -50,7 +54,7 @@ def frequency_matched_shift(student, images, classes, wanted, steps=60):
     Returns the smallest such shift, found by bisection (the count only grows with the
     shift); 0 if the teacher predicts none of `classes`."""
     classes = torch.as_tensor(list(classes), device=images.device)
-    logits = train.logits_of(student, images)
+    logits = layers.logits_of(student, images)
     bump = torch.zeros(logits.shape[1], device=logits.device)
     bump[classes] = 1.0
 
@@ -78,7 +82,7 @@ def missing_classes(args):
 def dark_knowledge_report(net, test_set, missing):
     """Test errors in all, on the missing classes, and what their missed images were taken for."""
     images, labels = test_set
-    errors, per_class, predictions = train.evaluate(net, images, labels)
+    errors, per_class, predictions = layers.evaluate(net, images, labels)
     in_missing = torch.isin(labels, torch.as_tensor(missing, device=labels.device))
     missed = predictions[in_missing & (predictions != labels)]
     taken_for = torch.bincount(missed, minlength=10).tolist()
@@ -113,7 +117,7 @@ def print_report(title, rows, missing):
 
 # ---------------------------------------------------------------------------- main
 def make_parser():
-    parser = distillation.make_distill_parser(__doc__, read_baseline=False)
+    parser = distillation.make_distill_parser(__doc__, sweep=False)
     parser.add_argument("--bias-shift", type=float,
                         help="fixed shift of the shifted classes' output biases (default: the "
                              "paper's, +3.5 on the omitted class or -7.6 on the kept ones)")
@@ -124,14 +128,14 @@ def make_parser():
 
 def parse_args(argv):
     args, runs = distillation.parse_distill_args(make_parser(), argv)
-    if len(runs) > 1:
-        raise train.UsageError(f"one temperature per run, got --T {' '.join(f'{r.T:g}' for r in runs)}")
+    if args.epochs is not None:  # --epochs is the length of both runs, student and baseline
+        runs[0].epochs = args.epochs
     if args.bias_shift is not None and not math.isfinite(args.bias_shift):
-        raise train.UsageError(f"--bias-shift must be a finite number, got {args.bias_shift}")
+        raise cli.UsageError(f"--bias-shift must be a finite number, got {args.bias_shift}")
     if not args.omit and not args.only:
         args.omit = [3]
     if len(set(args.only)) == 10:
-        raise train.UsageError("--only keeps all ten classes: no class is missing")
+        raise cli.UsageError("--only keeps all ten classes: no class is missing")
     return args, runs[0]
 
 
@@ -145,62 +149,67 @@ def save_variant(out, net, record, name, shift, report):
     """The as-trained net at OUT.pt, shifted copies at OUT_shift.pt and OUT_autoshift.pt."""
     suffix = {"as trained": "", "fixed shift": "_shift", "frequency-matched shift": "_autoshift"}
     path = f"{out[:-3]}{suffix[name]}.pt"
-    train.save_run(path, net, {**record, **report, "bias_shift": shift, "variant": name})
+    checkpoint.save_run(path, net, {**record, **report, "bias_shift": shift, "variant": name})
     return path
 
 
 def train_nets(args, run, transfer, val_set, test_set, teacher, device, outs):
-    """[(role, title, net, history, timing, wall_s)]: the student, then the hard-label baseline."""
-    jitter = train.regularizer(args, run, "student", "jitter")
-    nets = []
+    """[(role, title, net, history, timing, wall_s, checkpoints)]: the student, then the
+    hard-label baseline."""
+    jitter = cli.regularizer(args, run, "student", "jitter")
+    nets, saved = [], {}
 
-    data, teacher_id = train.fingerprint(*transfer), train.fingerprint(*teacher.state_dict().values())
+    data = checkpoint.fingerprint(*transfer)
+    teacher_id = checkpoint.fingerprint(*teacher.state_dict().values())
 
     def checkpoints(role, net):
-        return train.checkpoints_of(args, outs[role], role, run, net.config(), data, jitter=jitter,
-                                    experiment=experiment_name(args),
-                                    **({"teacher": teacher_id} if role == "student" else {}))
+        saved[role] = checkpoint.checkpoints_of(
+            args, outs[role], role, run, net.config(), data, jitter=jitter,
+            experiment=experiment_name(args),
+            **({"teacher": teacher_id} if role == "student" else {}))
+        return saved[role]
 
     started = time.perf_counter()
-    student = train.init_net(train.net_config(args, run, "student"), args.seed, device)
-    epochs, max_steps = train.run_length(args, run.distill_epochs)
+    student = train.init_net(cli.net_config(args, run, "student"), args.seed, device)
+    epochs, max_steps = cli.run_length(args, run.distill_epochs)
     history, timing = distillation.distill(student, teacher, transfer, test_set, run, args.seed,
                                            jitter=jitter, epochs=epochs, max_steps=max_steps,
                                            checkpoints=checkpoints("student", student),
                                            val_set=val_set)
     nets.append(("student", f"distilled {describe(student.config())} (T={run.T:g}, "
-                 f"alpha={run.alpha:g})", student, history, timing, time.perf_counter() - started))
+                 f"alpha={run.alpha:g})", student, history, timing, time.perf_counter() - started,
+                 saved["student"]))
     if not args.no_baseline:
         started = time.perf_counter()
-        small = train.init_net(train.net_config(args, run, "small"), args.seed, device)
-        epochs, max_steps = train.run_length(args, run.epochs)
+        small = train.init_net(cli.net_config(args, run, "small"), args.seed, device)
+        epochs, max_steps = cli.run_length(args, run.epochs)
         history, timing = train.fit(small, [*transfer, None], test_set, run, epochs=epochs,
                                     lr=run.lr, seed=args.seed, batch_loss=train.hard_label_loss,
                                     jitter=jitter, max_steps=max_steps,
                                     checkpoints=checkpoints("small", small), val_set=val_set)
         nets.append(("small", f"small {describe(small.config())} (hard labels)", small, history,
-                     timing, time.perf_counter() - started))
+                     timing, time.perf_counter() - started, saved["small"]))
     return nets
 
 
-@train.report_errors
+@cli.report_errors
 def main(argv=None):
     args, run = parse_args(argv)
-    device = train.resolve_device(args.device)
+    device = cli.resolve_device(args.device)
     name = experiment_name(args)
-    student_out = args.out or train.default_out(
-        "student", train.net_config(args, run, "student"), f"_{run.T:g}", tag=name)
+    student_out = args.out or cli.default_out(
+        args, "student", cli.net_config(args, run, "student"), f"_{run.T:g}", tag=name)
     baseline_out = (f"{args.out[:-3]}_baseline.pt" if args.out else  # beside the student
-                    train.default_out("small", train.net_config(args, run, "small"), tag=name))
+                    cli.default_out(args, "small", cli.net_config(args, run, "small"), tag=name))
     outs = {"student": student_out, "small": baseline_out}
     for role, path in outs.items():
         if role == "student" or not args.no_baseline:
-            train.check_writable(path)
-    teacher = train.load_net(args.teacher, device)
-    all_train, val_set, test_set = train.load_data(args, device, all_classes=True)
+            cli.check_writable(path)
+    teacher = checkpoint.load_net(args.teacher, device)
+    all_train, val_set, test_set = cli.load_data(args, device, all_classes=True)
     transfer = dataset.filter_classes(*all_train, omit=args.omit, only=args.only)
     if len(transfer[1]) == 0:
-        raise train.UsageError(f"no training images of classes {args.only} left")
+        raise cli.UsageError(f"no training images of classes {args.only} left")
     missing, shifted_classes = missing_classes(args), sorted(set(args.omit or args.only))
     fixed_shift = args.bias_shift if args.bias_shift is not None else \
         PAPER_SHIFT["omit" if args.omit else "only"]
@@ -209,26 +218,27 @@ def main(argv=None):
           f"teacher {args.teacher}; seed {args.seed}")
 
     teacher_count = predicted_count(teacher, all_train[0], shifted_classes)
-    records = []
-    for role, title, net, history, timing, wall_s in train_nets(args, run, transfer, val_set,
+    results = []
+    for role, title, net, history, timing, wall_s, saved in train_nets(args, run, transfer, val_set,
                                                                 test_set, teacher, device, outs):
         honest = frequency_matched_shift(net, all_train[0], shifted_classes, teacher_count)
         rows = variants(net, test_set, missing, shifted_classes, fixed_shift, honest)
         print_report(f"{title}, trained on classes {kept} only", rows, missing)
-        record = train.run_record(
+        record = records.run_record(
             args, run, role, net, len(transfer[1]), test_set, history, timing, wall_s, device,
             val_set=val_set, experiment=name, missing_classes=missing, shifted_classes=shifted_classes,
             fixed_shift=fixed_shift, frequency_matched_shift=honest,
             variants={n: {"bias_shift": s, **r} for n, s, _, r in rows},
-            jitter=train.regularizer(args, run, role, "jitter"),
+            jitter=cli.regularizer(args, run, role, "jitter"),
             **({"T": run.T, "alpha": run.alpha, "teacher": args.teacher} if role == "student" else {}))
         if not args.dry_run:
             for variant, shift, shifted, report in rows:
                 print(f"wrote {save_variant(outs[role], shifted, record, variant, shift, report)}")
-        records.append(record)
+            saved.finish()
+        results.append(record)
     if args.dry_run:
         print("dry run: nothing written")
-    return records
+    return results
 
 
 if __name__ == "__main__":

@@ -89,3 +89,17 @@ def half_mask(n, device):
 def describe(config):
     widths = [config.get("in_features", 784), *config["hidden"], config.get("classes", 10)]
     return "-".join(map(str, widths))
+
+
+@torch.no_grad()
+def logits_of(net, images, chunk=10000):
+    net.eval()
+    return torch.cat([net(images[i:i + chunk]) for i in range(0, len(images), chunk)])
+
+
+def evaluate(net, images, labels):
+    """(errors, per-class errors as 10 ints, predictions)."""
+    predictions = logits_of(net, images).argmax(1)
+    wrong = labels[predictions != labels]
+    per_class = torch.bincount(wrong, minlength=10).tolist()
+    return sum(per_class), per_class, predictions

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import dataset
+import cli
 import train
 import training_params as tp
 import layers
@@ -125,9 +126,9 @@ def test_dropout_only_in_training_and_input_is_standardized():
 def test_small_net_and_student_start_from_identical_weights():
     args = argparse.Namespace(hidden=[800], dropout_input=None, dropout_hidden=None, max_norm=None)
     params = tp.LocalParams()
-    small = train.init_net(train.net_config(args, params, "small"), 7, "cpu")
-    student = train.init_net(train.net_config(args, params, "student"), 7, "cpu")
-    other = train.init_net(train.net_config(args, params, "student"), 8, "cpu")
+    small = train.init_net(cli.net_config(args, params, "small"), 7, "cpu")
+    student = train.init_net(cli.net_config(args, params, "student"), 7, "cpu")
+    other = train.init_net(cli.net_config(args, params, "student"), 8, "cpu")
     for a, b, c in zip(small.state_dict().values(), student.state_dict().values(),
                        other.state_dict().values()):
         assert torch.equal(a, b) and not torch.equal(a, c)
@@ -214,7 +215,7 @@ def test_weight_average_follows_the_hand_computed_ema(tiny_mnist):
                            tp.LocalParams(batch_size=100, ema=0.9), epochs=2, lr=0.05, seed=1,
                            batch_loss=train.hard_label_loss)
     assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(averaged.parameters(), expected))
-    assert history[-1]["test_errors"] == train.evaluate(averaged, *test_set)[0]
+    assert history[-1]["test_errors"] == layers.evaluate(averaged, *test_set)[0]
 
 
 def test_adamw_has_no_weight_decay_and_ignores_the_momentum_fields():

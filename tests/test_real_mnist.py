@@ -5,14 +5,21 @@ import os
 import pytest
 
 import dataset
+import checkpoint
+import layers
 import train
 from conftest import REAL_MNIST, ROOT
 
 MODELS = os.path.join(ROOT, "models")
 
 
-@pytest.fixture(scope="module")
-def test_set():
+@pytest.fixture(autouse=True)
+def needs_real_mnist(real_mnist):
+    """Every test here reads the real data: skipped outside CI without it, failed under CI."""
+
+
+@pytest.fixture
+def test_set(needs_real_mnist):
     return dataset.load_mnist(REAL_MNIST, train=False)
 
 
@@ -38,8 +45,8 @@ def test_the_shipped_models_are_there():
 def test_every_shipped_model_reproduces_its_recorded_errors(test_set, name):
     with open(os.path.join(MODELS, name + ".json")) as f:
         record = json.load(f)
-    net = train.load_net(os.path.join(MODELS, name + ".pt"), "cpu")  # weights_only=True
-    errors, per_class, _ = train.evaluate(net, *test_set)
+    net = checkpoint.load_net(os.path.join(MODELS, name + ".pt"), "cpu")  # weights_only=True
+    errors, per_class, _ = layers.evaluate(net, *test_set)
     assert (errors, per_class) == (record["test_errors"], record["per_class_errors"])
     assert record["test_count"] == 10000 and record["architecture"] == net_architecture(net)
 

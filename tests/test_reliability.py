@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import dataset
+import checkpoint
+import cli
 import train
 import training_params as tp
 from conftest import ROOT, read_json
@@ -33,7 +35,7 @@ def finish(data, out, *extra):
 def reference(tiny_mnist, tmp_path_factory):
     """The uninterrupted run every interrupted one must reproduce bit for bit."""
     out = str(tmp_path_factory.mktemp("reference") / "teacher.pt")
-    finish(tiny_mnist, out, "--checkpoint-every", "3")
+    finish(tiny_mnist, out, "--checkpoint-every", "3", "--keep-resume")
     return out
 
 
@@ -49,7 +51,7 @@ def start_and_wait_for_checkpoint(data, out, *extra):
     process = subprocess.Popen(command(data, out, *extra), cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not os.path.exists(train.resume_path(out)):
+    while not os.path.exists(checkpoint.resume_path(out)):
         assert process.poll() is None and time.time() < deadline, "no checkpoint appeared"
         time.sleep(0.005)
     return process
@@ -60,11 +62,12 @@ def test_sigkill_then_resume_gives_the_same_weights(tiny_mnist, reference, tmp_p
     process = start_and_wait_for_checkpoint(tiny_mnist, out, "--checkpoint-every", "3")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    saved = torch.load(train.resume_path(out), weights_only=True)
+    saved = torch.load(checkpoint.resume_path(out), weights_only=True)
     assert 3 <= saved["epoch"] < 40 and not os.path.exists(out), "killed partway"
     done = finish(tiny_mnist, out, "--checkpoint-every", "3", "--resume")
-    assert f"resumed from {train.resume_path(out)}: epoch {saved['epoch']}" in done.stdout
+    assert f"resumed from {checkpoint.resume_path(out)}: after epoch {saved['epoch']}" in done.stdout
     assert_same_run(reference, out)
+    assert not os.path.exists(checkpoint.resume_path(out)), "a finished run leaves no resume state"
 
 
 def test_ctrl_c_checkpoints_mid_epoch_and_says_how_to_resume(tiny_mnist, reference, tmp_path):
@@ -73,8 +76,8 @@ def test_ctrl_c_checkpoints_mid_epoch_and_says_how_to_resume(tiny_mnist, referen
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
-    assert "Traceback" not in err and "--resume" in err and train.resume_path(out) in err
-    saved = torch.load(train.resume_path(out), weights_only=True)
+    assert "Traceback" not in err and "--resume" in err and checkpoint.resume_path(out) in err
+    saved = torch.load(checkpoint.resume_path(out), weights_only=True)
     assert saved["step"] > 0, "stopped after a step, not at an epoch's end"
     finish(tiny_mnist, out, "--checkpoint-every", "3", "--resume")
     assert_same_run(reference, out)
@@ -103,7 +106,7 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tiny_mnist, r
     script = KILL_ON_THIRD_SAVE.format(root=ROOT, argv=argv)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=300)
     assert done.returncode == -signal.SIGKILL
-    saved = torch.load(train.resume_path(out), weights_only=True)  # intact and loadable
+    saved = torch.load(checkpoint.resume_path(out), weights_only=True)  # intact and loadable
     assert saved["epoch"] == 6 and saved["step"] == 0
     assert any(".tmp" in name for name in os.listdir(tmp_path)), "the write was really cut off"
     finish(tiny_mnist, out, "--checkpoint-every", "3", "--resume")
@@ -121,7 +124,7 @@ def test_divergence_names_the_epoch_and_keeps_the_last_good_checkpoint(tiny_mnis
     params = tp.LocalParams(batch_size=50)
     net = train.init_net({"hidden": [16, 16]}, 1, "cpu")
     out = str(tmp_path / "net.pt")
-    checkpoints = train.Checkpoints(out, 2, {"test": 1}, resume=False)
+    checkpoints = checkpoint.Checkpoints(out, 2, {"test": 1}, resume=False)
     calls = []
 
     def loss_that_blows_up_in_epoch_5(net, x, y, extra):
@@ -129,7 +132,7 @@ def test_divergence_names_the_epoch_and_keeps_the_last_good_checkpoint(tiny_mnis
         loss = train.hard_label_loss(net, x, y, extra)
         return loss * float("nan") if len(calls) > 4 * 8 else loss  # 8 steps per epoch
 
-    with pytest.raises(train.Diverged) as stop:
+    with pytest.raises(cli.Diverged) as stop:
         train.fit(net, [*train_set, None], test_set, params, epochs=10, lr=0.01, seed=1,
                   batch_loss=loss_that_blows_up_in_epoch_5, checkpoints=checkpoints)
     assert "epoch 5" in str(stop.value) and checkpoints.path in str(stop.value)
@@ -151,10 +154,10 @@ def test_bad_resume_and_checkpoint_input(tiny_mnist, reference, tmp_path, capsys
     base = ["--data-dir", tiny_mnist, "--out", out, *TEACHER]
     expect_bad_input(capsys, train.main, [*base, "--checkpoint-every", "-1"], "--checkpoint-every")
     expect_bad_input(capsys, train.main, [*base, "--resume", "--dry-run"], "--dry-run")
-    resume = train.resume_path(out)
-    with open(train.resume_path(reference), "rb") as f:
+    resume = checkpoint.resume_path(out)
+    with open(checkpoint.resume_path(reference), "rb") as f:
         good = f.read()
-    unfinished = torch.load(train.resume_path(reference), weights_only=True)
+    unfinished = torch.load(checkpoint.resume_path(reference), weights_only=True)
     unfinished["epoch"] = 12
     torch.save(unfinished, resume)
     before = open(resume, "rb").read()
@@ -163,7 +166,11 @@ def test_bad_resume_and_checkpoint_input(tiny_mnist, reference, tmp_path, capsys
     with open(resume, "wb") as f:
         f.write(good)
     expect_bad_input(capsys, train.main, [*base, "--resume", "--seed", "2"], "seed", out=out)
-    expect_bad_input(capsys, train.main, [*base, "--resume", "--hidden", "50"], "config", out=out)
+    expect_bad_input(capsys, train.main, [*base, "--resume", "--hidden", "50"], "config.hidden",
+                     out=out)
+    err = expect_bad_input(capsys, train.main, [*base, "--resume", "--lr", "0.5"], "params.lr",
+                           out=out)
+    assert "now 0.5" in err
     for broken in (good[:len(good) // 2], b"not a checkpoint at all"):
         with open(resume, "wb") as f:
             f.write(broken)
@@ -191,7 +198,7 @@ def test_a_killed_sweep_resumes_to_the_same_students(trained, tmp_path):
     out = str(tmp_path / "student.pt")
     process = subprocess.Popen(sweep(out), cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    second = train.resume_path(out[:-3] + "_T4.pt")
+    second = checkpoint.resume_path(out[:-3] + "_T4.pt")
     deadline = time.time() + 120
     while not os.path.exists(second):  # killed during the second run of the sweep
         assert process.poll() is None and time.time() < deadline
@@ -209,10 +216,10 @@ def test_resume_compares_only_the_recipe_fields_the_run_uses(tmp_path):
     net, generator = train.init_net({"hidden": [8]}, 1, "cpu"), torch.Generator()
     def saved_then_resumed(saved_params, resumed_params):
         out = str(tmp_path / f"t{len(os.listdir(tmp_path))}.pt")
-        train.Checkpoints(out, 1, {"params": saved_params}, resume=False).save(
+        checkpoint.Checkpoints(out, 1, {"params": saved_params}, resume=False).save(
             net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator.get_state(), 1, 0,
             5, [], 0.0, 0.0, torch.zeros(()))
-        return train.Checkpoints(out, 1, {"params": resumed_params}, resume=True).load(
+        return checkpoint.Checkpoints(out, 1, {"params": resumed_params}, resume=True).load(
             net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator)
 
     teacher = tp.used_by(tp.LocalParams(), "teacher")
@@ -222,7 +229,7 @@ def test_resume_compares_only_the_recipe_fields_the_run_uses(tmp_path):
     # a teacher saved with the full recipe, including student fields since changed, resumes
     assert saved_then_resumed(tp.as_dict(tp.LocalParams(distill_lr=0.01)), teacher)["epoch"] == 1
     # a field the teacher uses still tells runs apart
-    with pytest.raises(train.UsageError, match="differs in params"):
+    with pytest.raises(cli.UsageError, match="differs in params"):
         saved_then_resumed(tp.as_dict(tp.LocalParams(lr=0.01)), teacher)
 
 

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 import distillation
+import checkpoint
+import layers
 import train
 from conftest import FAST, ROOT, read_json, write_mnist
 
@@ -25,9 +27,9 @@ def test_train_writes_checkpoint_and_results_that_agree(trained):
         assert len(record["per_class_errors"]) == 10
         assert sum(record["per_class_errors"]) == record["test_errors"]
         assert record["test_errors"] < 20, "the synthetic digits are easy"
-        net = train.load_net(trained[kind], "cpu")        # weights_only load, rebuilt from config
+        net = checkpoint.load_net(trained[kind], "cpu")        # weights_only load, rebuilt from config
         import dataset
-        errors, per_class, _ = train.evaluate(net, *dataset.load_mnist(trained["data"], False))
+        errors, per_class, _ = layers.evaluate(net, *dataset.load_mnist(trained["data"], False))
         assert (errors, per_class) == (record["test_errors"], record["per_class_errors"])
     teacher = read_json(trained["teacher"])
     assert teacher["config"]["dropout_input"] == 0.2 and teacher["jitter"] == 2
@@ -135,8 +137,9 @@ def test_bad_distillation_input(trained, tmp_path, capsys, argv, word):
                                        (["--max-norm", "nan"], "--max-norm")])
 def test_bad_train_input(trained, tmp_path, capsys, argv, word):
     out = str(tmp_path / "x.pt")
-    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--out", out, *argv],
-                     word, out=out)
+    model = [] if "--model" in argv else ["--model", "teacher"]
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--out", out, *model,
+                                          *argv], word, out=out)
 
 
 def broken_teachers(trained, folder):
@@ -178,7 +181,8 @@ def test_mnist_absent_without_network(tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "x.pt")
     err = expect_bad_input(capsys, train.main, ["--data-dir", str(tmp_path / "nodata"),
                                                 "--out", out, "--model", "small"], "MNIST", out=out)
-    assert "--data-dir" in err
+    assert "--data-dir" in err and "could not be downloaded" in err
+    assert not os.path.exists(tmp_path / "nodata"), "a failed download leaves no empty folder"
 
 
 def corrupt(path, kind):
@@ -212,25 +216,42 @@ def test_corrupt_mnist_files(tmp_path, capsys, name, kind):
 def test_a_filter_that_leaves_no_training_image(tmp_path, capsys):
     root = write_mnist(str(tmp_path / "three_classes"), n_train=3, n_test=20)   # labels 0, 1, 2
     out = str(tmp_path / "x.pt")
-    expect_bad_input(capsys, train.main, ["--data-dir", root, "--only", "3", "--out", out],
+    expect_bad_input(capsys, train.main, ["--data-dir", root, "--only", "3", "--out", out, "--model", "small"],
                      "no training images", out=out)
 
 
 def test_cuda_without_gpu_and_unwritable_output(trained, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--device", "cuda",
-                                          "--out", str(tmp_path / "x.pt")], "no CUDA GPU")
+                                          "--model", "small", "--out", str(tmp_path / "x.pt")],
+                     "no CUDA GPU")
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"],
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--model", "small",
                                           "--out", str(blocker / "x.pt")], "output folder")
     (tmp_path / "folder.pt").mkdir()
-    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"],
+    expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--model", "small",
                                           "--out", str(tmp_path / "folder.pt")], "is a folder")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--device", "cuda:3",
-                                          "--out", str(tmp_path / "x.pt")], "only 1 GPU")
+                                          "--model", "small", "--out", str(tmp_path / "x.pt")],
+                     "only 1 GPU")
+
+
+def test_train_asks_for_the_role(trained, capsys):
+    err = expect_bad_input(capsys, train.main, ["--data-dir", trained["data"]], "--model")
+    assert "required" in err
+
+
+def test_a_disk_that_refuses_the_results_is_one_line(trained, tmp_path, capsys, monkeypatch):
+    def full_disk(obj, f):
+        raise OSError(28, "No space left on device", f.name)
+    monkeypatch.setattr(torch, "save", full_disk)
+    out = str(tmp_path / "x.pt")
+    err = expect_bad_input(capsys, train.main, ["--data-dir", trained["data"], "--model", "small",
+                                                "--out", out, *FAST], "No space left", out=out)
+    assert "cannot write" in err
 
 
 def test_bad_input_from_the_command_line_is_one_line(tmp_path):
@@ -243,7 +264,7 @@ def test_bad_input_from_the_command_line_is_one_line(tmp_path):
 
 def count_teacher_forwards(trained, jitter):
     import dataset
-    teacher = train.load_net(trained["teacher"], "cpu")
+    teacher = checkpoint.load_net(trained["teacher"], "cpu")
     calls = []
     teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     train_set = dataset.load_mnist(trained["data"], True)
@@ -274,7 +295,7 @@ def test_max_norm_is_applied_during_training(trained, tmp_path):
     out = str(tmp_path / "t.pt")
     train.main(["--model", "teacher", "--data-dir", trained["data"], "--out", out,
                 "--max-norm", "0.3", *FAST])
-    net = train.load_net(out, "cpu")
+    net = checkpoint.load_net(out, "cpu")
     for layer in net.layers[:-1]:
         norms = layer.weight.norm(dim=1)
         assert norms.max().item() <= 0.3 * (1 + 1e-5) and (norms > 0.299).any()
@@ -364,8 +385,8 @@ def test_holdout_is_a_fixed_split_kept_out_of_training(trained, tmp_path):
                                   "--out", str(tmp_path / "h.pt"), "--holdout", "100", *FAST])
     assert record["holdout"] == 100 and record["val_count"] == 100 and record["train_count"] == 300
     assert all("val_errors" in h for h in record["history"])
-    net = train.load_net(str(tmp_path / "h.pt"), "cpu")
-    assert record["val_errors"] == train.evaluate(net, held, held_labels)[0]
+    net = checkpoint.load_net(str(tmp_path / "h.pt"), "cpu")
+    assert record["val_errors"] == layers.evaluate(net, held, held_labels)[0]
     small = train.main(["--model", "small", "--data-dir", trained["data"], "--holdout", "100",
                         "--out", str(tmp_path / "s.pt"), *FAST])
     assert small["train_count"] == 300 and small["history"][-1]["val_errors"] == small["val_errors"]

@@ -1,0 +1,229 @@
+"""The files a run writes and reads back, never half-written: the finished net (OUT.pt, with
+its config, and OUT.json), the resumable training state (OUT.resume.pt) and the Ctrl-C that
+saves it. One home for everything that must survive a crash or an interruption bit for bit.
+"""
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import sys
+
+import torch
+
+import dataset
+import training_params as tp
+from cli import UsageError, json_path_of, resolve_device
+from layers import MLP, describe
+
+
+def load_net(path, device):
+    """The net saved at `path` by these scripts, in eval mode on `device` (a torch.device or a
+    name: "cpu", "cuda"): rebuilt from the checkpoint's config, weights only (no pickled code)."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no checkpoint at {path!r}; train one with train.py or pass its path")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        config, state = checkpoint["config"], checkpoint["state_dict"]
+    except Exception as e:
+        raise UsageError(f"{path!r} is not a readable checkpoint ({type(e).__name__}); "
+                         "it may be truncated or not from these scripts: retrain it") from None
+    try:
+        net = MLP(**config)
+        net.load_state_dict(state)
+        finite = all(torch.isfinite(t).all() for t in state.values())
+    except Exception as e:
+        raise UsageError(f"{path!r} holds weights that do not fit its recorded architecture "
+                         f"({type(e).__name__}); retrain it") from None
+    if not finite:
+        raise UsageError(f"{path!r} holds non-finite weights (a diverged run?); retrain it")
+    if net.in_features != dataset.SIDE ** 2 or net.classes != 10:
+        raise UsageError(f"{path!r} is a {describe(net.config())} net, not an MNIST classifier "
+                         "(784 inputs, 10 classes)")
+    return net.to(device).eval()
+
+
+def save_run(out, net, record):
+    """Write OUT.pt and OUT.json; each goes to a temporary file first, then is renamed."""
+    checkpoint = {"state_dict": net.state_dict(), "config": net.config(),
+                  "model": record["model"], "test_errors": record["test_errors"]}
+    json_path = json_path_of(out)
+    write_atomic({out: lambda f: torch.save(checkpoint, f),
+                  json_path: lambda f: f.write(json.dumps(record, indent=1).encode())})
+    return json_path
+
+
+def write_atomic(writers):
+    """{path: write(file)}: every file goes to a temporary name first, flushed to disk; only
+    when all are complete are they renamed into place, so no reader sees a partial file. A
+    file system that refuses (full, read-only) is reported as one line, not a traceback."""
+    tmps = {path: f"{path}.tmp{os.getpid()}" for path in writers}
+    try:
+        for path, write in writers.items():
+            with open(tmps[path], "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
+    except OSError as e:
+        raise UsageError(f"cannot write {e.filename or path!r} ({e.strerror})") from None
+    finally:
+        for tmp in tmps.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def resume_path(out):
+    return os.path.splitext(out)[0] + ".resume.pt"
+
+
+def position(epoch, step):
+    """Where a saved state stands, numbered as the progress lines number epochs (from 1)."""
+    return (f"after epoch {epoch}" if step == 0 else f"in epoch {epoch + 1} after step {step}")
+
+
+class Checkpoints:
+    """The resumable training state of one run, at OUT.resume.pt: weights, optimizer (momentum
+    buffers), epoch and step, both random streams (dropout; shuffling and jitter), the loss
+    so far and the history. `identity` says what the run is (net, recipe, seed, device, data,
+    teacher, ...); a checkpoint of another run is refused rather than silently continued, and
+    a run without --resume refuses to overwrite one."""
+
+    def __init__(self, out, every, identity, resume, keep=False):
+        self.path, self.every, self.identity, self.resume = resume_path(out), every, identity, resume
+        self.keep, self.saved_epoch = keep, None
+        if not resume and unfinished(self.path):
+            raise UsageError(f"{self.path!r} holds an unfinished earlier run: pass --resume to "
+                             "continue it, or delete it to start afresh")
+
+    def due(self, epoch):
+        return self.every > 0 and epoch % self.every == 0
+
+    def finish(self):
+        """The run's results are written: its resume state goes, unless asked to keep it."""
+        if not self.keep and os.path.exists(self.path):
+            os.remove(self.path)
+
+    def save(self, net, optimizer, data_rng, epoch, step, epochs, history, train_s, wall_s,
+             loss_total):
+        device = next(net.parameters()).device
+        state = {"identity": self.identity, "epoch": epoch, "step": step, "epochs": epochs,
+                 "history": history,
+                 "train_s": train_s, "wall_s": wall_s, "loss_total": loss_total.cpu(),
+                 "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                 "data_rng": data_rng, "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        write_atomic({self.path: lambda f: torch.save(state, f)})
+        self.saved_epoch = epoch
+
+    def last_good(self):
+        """For the divergence message: where this run's last finite state is, if it saved one."""
+        if self.saved_epoch is None:
+            return ""
+        return (f"; the state after epoch {self.saved_epoch} is kept in {self.path} (its loss "
+                "was finite)")
+
+    def compared(self, stored, key):
+        """The stored identity's `key`; of its recipe, only the fields this run uses (a
+        checkpoint written before a recipe field was added still resumes)."""
+        if key == "params" and isinstance(stored.get(key), dict) and "params" in self.identity:
+            return {k: stored[key].get(k) for k in self.identity["params"]}
+        return stored.get(key)
+
+    def load(self, net, optimizer, generator):
+        """Restore a saved state into net, optimizer and the random streams; None if there is
+        none to resume (a run of a sweep that had not started yet starts afresh)."""
+        if not self.resume:
+            return None
+        if not os.path.isfile(self.path):
+            print(f"--resume: no saved state at {self.path}, starting this run afresh")
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            stored = state["identity"]
+        except Exception as e:
+            raise UsageError(f"--resume: {self.path!r} is not a readable checkpoint "
+                             f"({type(e).__name__}); delete it and run without --resume") from None
+        differs = [f"{k} (saved {a!r}, now {b!r})" for k, a, b in self.differences(stored)]
+        if differs:
+            raise UsageError(f"--resume: {self.path!r} belongs to a different run (it differs in "
+                             f"{'; '.join(differs)}); repeat the original command, or delete it")
+        device = next(net.parameters()).device
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["data_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        self.saved_epoch = state["epoch"]
+        print(f"resumed from {self.path}: {position(state['epoch'], state['step'])}")
+        return state
+
+    def differences(self, stored):
+        """(field, saved, now) for each field of the identity that differs; inside the recipe
+        and the net's config, the differing fields themselves (params.distill_lr, ...)."""
+        out = []
+        for key in sorted(set(stored) | set(self.identity)):
+            saved, now = self.compared(stored, key), self.identity.get(key)
+            if saved == now:
+                continue
+            if isinstance(saved, dict) and isinstance(now, dict):
+                out += [(f"{key}.{k}", saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now))
+                        if saved.get(k) != now.get(k)]
+            else:
+                out.append((key, saved, now))
+        return out
+
+
+def checkpoints_of(args, out, role, params, config, data, **more):
+    """The Checkpoints of a run (None for a dry run), identified by all that shapes its result;
+    `data` is a fingerprint of the training set."""
+    if args.dry_run:
+        return None
+    identity = {"model": role, "config": config, "params": tp.used_by(params, role), "seed": args.seed,
+                "device": torch.device(resolve_device(args.device)).type, "data": data,
+                **more}
+    return Checkpoints(out, args.checkpoint_every, identity, args.resume, args.keep_resume)
+
+
+def unfinished(path):
+    """Whether `path` holds the state of a run that stopped before its last epoch: too
+    valuable to overwrite without being asked. A finished run's state is not."""
+    if not os.path.exists(path):
+        return False
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state["step"] > 0 or state["epoch"] < state["epochs"]
+    except Exception:
+        return False  # not a state these scripts wrote: nothing to lose
+
+
+def fingerprint(*tensors):
+    """A short hash of tensors' contents: the same data, or the same teacher, for a resume."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def interrupt_after_step():
+    """A first Ctrl-C only raises a flag, which the loop checks after each step; a second one
+    stops at once. Yields the function that reads the flag."""
+    hit = []
+
+    def first(signum, frame):
+        hit.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nCtrl-C: stopping after this step (press again to stop at once)", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGINT, first)
+    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,74 @@
+"""What a run reports: its results record (the JSON beside each checkpoint), the machine and
+code version it ran on, and the summary table a script prints at the end.
+"""
+import os
+import platform
+import subprocess
+import sys
+
+import torch
+
+import training_params as tp
+from layers import describe, evaluate
+
+
+def run_record(args, params, role, net, train_count, test_set, history, timing, wall_s, device,
+               val_set=None, **extra):
+    errors, per_class, _ = evaluate(net, *test_set)
+    held_out = {} if val_set is None else {"val_errors": evaluate(net, *val_set)[0],
+                                           "val_count": len(val_set[1])}
+    return {"model": role, "architecture": describe(net.config()), "config": net.config(),
+            "test_errors": errors, "per_class_errors": per_class, "test_count": len(test_set[1]),
+            "holdout": args.holdout, **held_out,
+            "epochs": len(history), "seed": args.seed, "params": tp.as_dict(params),
+            "train_count": int(train_count), "subset": args.subset, "omit": args.omit,
+            "only": args.only,
+            "samples_per_s": round(timing["samples_per_s"], 1),
+            "train_s": round(timing["train_s"], 2),
+            "wall_s": round(wall_s + timing.get("wall_s_before_resume", 0.0), 2),
+            "device": str(device), "hardware": hardware(device), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "code_version": CODE_VERSION,
+            "command": " ".join(sys.argv), **extra,
+            "history": history}
+
+
+def hardware(device):
+    """A short name of the machine the run used, for the results tables."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def code_version():
+    """The git commit of this code (+ '-dirty' with uncommitted changes), or None outside git."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, text=True,
+                                capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "*.py"], cwd=here, text=True, capture_output=True,
+                               timeout=10).stdout.strip()  # code only: results and docs change
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if commit and dirty else (commit or None)
+
+
+CODE_VERSION = code_version()  # read at start: a long run's code is the code it started with
+
+
+def format_seconds(s):
+    s = int(round(s))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def print_summary(rows):
+    """rows: list of (name, errors or None, test_count, note)."""
+    print(f"\n{'model':<34} {'test errors':>11} {'error %':>8}  note")
+    for name, errors, count, note in rows:
+        shown = ("-", "-") if errors is None else (errors, f"{100 * errors / count:.2f}")
+        print(f"{name:<34} {shown[0]:>11} {shown[1]:>8}  {note}")
