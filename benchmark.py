@@ -1,9 +1,9 @@
 """How close training runs to this machine's matrix-multiply limit, and how it compares with the
 usual torchvision-transforms + DataLoader pipeline. One command, one machine, one table:
 
-    python benchmark.py --data-dir ../shared/data/mnist                 # about 3 minutes on 2 cores
-    python benchmark.py --data-dir ../shared/data/mnist --write README.md   # also update the README
-    python benchmark.py --table results/benchmark.json --write README.md    # re-render a saved run
+    python benchmark.py --data-dir DIR                           # about 3 minutes on 2 cores
+    python benchmark.py --data-dir DIR --write docs/REFERENCE.md   # also update the reference
+    python benchmark.py --table results/benchmark.json --write docs/REFERENCE.md   # re-render a saved run
 
 The matmul bound of a training step is the time of the matrix multiplies it cannot avoid (per
 layer: forward, weight gradient, and input gradient except for the first layer), each timed alone

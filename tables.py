@@ -13,7 +13,9 @@ import os
 import statistics
 import sys
 
-# (model, architecture, T) -> the paper's test errors (../shared/PAPER.md)
+import training_params as tp
+
+# (model, architecture, T) -> the paper's test errors (its section 3)
 PAPER = {("teacher", "784-1200-1200-10", None): 67, ("small", "784-800-800-10", None): 146,
          ("student", "784-800-800-10", 20.0): 74}
 ORDER = {"teacher": 0, "small": 1, "student": 2}
@@ -245,6 +247,46 @@ def models_table(folder):
     return "\n".join(lines)
 
 
+STUDY_FIELDS = ["T", "alpha", "distill_lr", "distill_epochs", "optimizer", "nesterov", "ema",
+                "batch_size", "lr_schedule", "standardize", "init_std", "distill_warmup_steps"]
+
+
+def study_arm(r):
+    """What sets a study run apart from the LocalParams student recipe at T = 20, in words."""
+    default, params = {**tp.as_dict(tp.LocalParams()), "T": 20.0}, r["params"]
+    changed = [f"{k} {params[k]:g}" if isinstance(params[k], float) else f"{k} {params[k]}"
+               for k in STUDY_FIELDS if k in params and params[k] != default.get(k)]
+    if r.get("jitter"):
+        changed.append(f"jitter {r['jitter']}")
+    return ", ".join(changed) or "none: LocalParams at T 20"
+
+
+def study_records(folder):
+    records = [r for r in load_records([folder]) if r.get("holdout")]
+    if not records:
+        fail(f"no results with held-out images (--holdout) in {folder!r}")
+    return records
+
+
+def study_table(records):
+    """The student recipe study: one row per arm (seeds pooled), best validation errors first.
+    Chosen by val_errors (held-out training images); test errors are shown, never used."""
+    arms = {}
+    for r in records:
+        arms.setdefault(study_arm(r), []).append(r)
+    lines = ["| arm (differs from LocalParams at T = 20) | val errors (of 10,000 held out) | "
+             "test errors | seeds | epochs | wall-clock per run |", "|---|---|---|---|---|---|"]
+    ranked = sorted(arms.items(), key=lambda kv: statistics.mean(r["val_errors"] for r in kv[1]))
+    for arm, runs in ranked:
+        runs.sort(key=lambda r: r["seed"])
+        minutes = statistics.mean(r["wall_s"] for r in runs) / 60
+        lines.append(f"| {arm} | {spread([r['val_errors'] for r in runs])} | "
+                     f"{spread([r['test_errors'] for r in runs])} | "
+                     f"{', '.join(str(r['seed']) for r in runs)} | {runs[0]['epochs']} | "
+                     f"{minutes:.1f} min |")
+    return "\n".join(lines)
+
+
 def write_between_markers(path, text, name="results"):
     """Replace what lies between <!-- NAME:begin --> and <!-- NAME:end --> in `path`."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -265,6 +307,10 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", help="results JSON files or folders of them")
     parser.add_argument("--models", metavar="DIR", help="also a table of the checkpoints in DIR")
+    parser.add_argument("--study", metavar="DIR", help="also the table of the student recipe "
+                        "study: the runs in DIR with held-out images")
+    parser.add_argument("--plots", metavar="DIR", help="also draw the figures into DIR "
+                        "(needs matplotlib, an optional extra)")
     parser.add_argument("--write", metavar="README", help="replace the table in this file")
     args = parser.parse_args(argv)
     records = load_records(args.paths)
@@ -279,13 +325,38 @@ def main(argv=None):
     blocks = {"results": table(plain) if plain else None,
               "temperature-sweep": sweep_table(sweeps) if sweeps else None,
               "dark-knowledge": dark_knowledge_table(dark) if dark else None,
-              "models": models_table(args.models) if args.models else None}
+              "models": models_table(args.models) if args.models else None,
+              "student-study": study_table(study_records(args.study)) if args.study else None}
     for name, text in blocks.items():
         if text is None:
             continue
         if args.write:
             write_between_markers(args.write, text, name)
         print(text + "\n")
+    if args.plots:
+        draw(args.plots, sweeps, plain)
+
+
+def draw(folder, sweeps, plain):
+    """The sweep figure and the learning curves of the paper's three nets (seed 1)."""
+    import plots
+    try:
+        plots.pyplot()
+    except ImportError as e:
+        fail(str(e))
+    if sweeps:
+        print("wrote", plots.temperature_sweep(sweeps, os.path.join(folder, "temperature_sweep.png")))
+    curves = []
+    for model, label in (("teacher", "teacher"), ("small", "small net, hard labels"),
+                         ("student", "distilled student, T = 20")):
+        runs = sorted((r for r in plain if r["model"] == model and r["seed"] == 1
+                       and PAPER.get((r["model"], r["architecture"], r.get("T"))) is not None
+                       and r.get("alpha", 0.9) == 0.9 and r.get("subset", 1.0) == 1.0),
+                      key=lambda r: -r["epochs"])
+        if runs:
+            curves.append((f"{label} ({runs[0]['test_errors']} at epoch {runs[0]['epochs']})", runs[0]))
+    if curves:
+        print("wrote", plots.learning_curves(curves, os.path.join(folder, "learning_curves.png")))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class PaperParams:
 
 @dataclass
 class LocalParams(PaperParams):
-    """A demo for 2 CPU cores: the calibration recipe of ../shared/PAPER.md (Nesterov SGD,
+    """A recipe for 2 CPU cores, from a short calibration on this hardware (Nesterov SGD,
     cosine decay, standardized inputs, a warmup for the student). On 2 cores: the small net
     ~3 min, the student ~6 min, the teacher ~90 min (the repo ships one)."""
     epochs: int = 30

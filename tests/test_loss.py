@@ -95,3 +95,22 @@ def test_high_temperature_gradient_is_logit_matching():
     assert torch.allclose(grad, expected, rtol=0, atol=1e-3 * expected.abs().max().item())
     # ...and at T = 1 it is not (very negative logits are ignored there).
     assert not torch.allclose(soft_gradient(z, v, 1.0, True), expected, atol=1e-2)
+
+
+def test_the_readme_snippet_is_this_function_and_runs_on_its_own():
+    """The README promises a function to copy: its block must be the code in distillation.py,
+    with its import, and work pasted into an empty module."""
+    import inspect
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    snippet = next(block.split("```", 1)[0] for block in readme.split("```python\n")[1:]
+                   if "def distillation_loss" in block)
+    assert inspect.getsource(distillation_loss) in snippet
+    namespace = {}
+    exec(snippet, namespace)  # a fresh module: only what the snippet imports itself
+    student, teacher = torch.randn(5, 10), torch.randn(5, 10)
+    labels = torch.tensor([0, 3, 9, 1, 1])
+    assert torch.equal(namespace["distillation_loss"](student, teacher, labels, 4.0, 0.7),
+                       distillation_loss(student, teacher, labels, 4.0, 0.7))

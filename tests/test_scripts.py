@@ -11,6 +11,7 @@ import torch
 
 import distillation
 import checkpoint
+import cli
 import layers
 import train
 from conftest import FAST, ROOT, read_json, write_mnist
@@ -390,3 +391,58 @@ def test_holdout_is_a_fixed_split_kept_out_of_training(trained, tmp_path):
     small = train.main(["--model", "small", "--data-dir", trained["data"], "--holdout", "100",
                         "--out", str(tmp_path / "s.pt"), *FAST])
     assert small["train_count"] == 300 and small["history"][-1]["val_errors"] == small["val_errors"]
+
+
+def test_evaluate_scores_checkpoints_per_class(trained, capsys):
+    import evaluate
+    results = evaluate.main([trained["teacher"], trained["small"], "--data-dir", trained["data"],
+                             "--confusion"])
+    printed = capsys.readouterr().out
+    for r, kind in zip(results, ("teacher", "small")):
+        assert r["test_errors"] == trained[f"{kind}_record"]["test_errors"]
+        assert r["per_class_errors"] == trained[f"{kind}_record"]["per_class_errors"]
+    assert "true \\ predicted" in printed
+
+
+def test_confusion_matrix_by_hand():
+    import evaluate
+    labels, predictions = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 2])
+    assert evaluate.confusion_matrix(labels, predictions, 3).tolist() == [[1, 1, 0], [0, 1, 0],
+                                                                          [1, 0, 2]]
+
+
+def test_evaluate_bad_input_is_one_line(trained, tmp_path, capsys):
+    import evaluate
+    expect_bad_input(capsys, evaluate.main, [str(tmp_path / "none.pt"), "--data-dir",
+                                             trained["data"]], "no checkpoint")
+
+
+def test_the_baseline_must_have_the_students_width(trained, tmp_path, capsys):
+    out = str(tmp_path / "s.pt")
+    distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"], "--out", out,
+                       "--baseline", trained["small"][:-3] + ".json", "--hidden", "16",
+                       "--epochs", "1", "--batch-size", "50"])
+    printed = capsys.readouterr().out
+    assert "is a 784-32-32-10 net, not the student's" in printed
+    assert "python train.py --model small --hidden 16 16 --seed 1" in printed
+
+
+def test_default_names_carry_the_seed_and_what_sets_a_run_apart():
+    import argparse
+    args = argparse.Namespace(seed=3, holdout=0, subset=1.0)
+    assert cli.default_out(args, "student", {"hidden": [800, 800]}, "_20") == \
+        os.path.join("runs", "distilled_model_800_20_s3.pt")
+    args = argparse.Namespace(seed=1, holdout=10000, subset=0.03)
+    assert cli.default_out(args, "small", {"hidden": [300, 300]}, tag="wo3") == \
+        os.path.join("runs", "small_model_wo3_300_sub0.03_h10000_s1.pt")
+
+
+def test_help_puts_everyday_flags_first_with_their_defaults():
+    help_text = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60).stdout
+    help_text = help_text[help_text.index("options:"):]  # the flags, after the usage line
+    assert help_text.index("--model") < help_text.index("--epochs") < help_text.index("--max-norm")
+    assert "(default: 1)" in help_text and "teacher 300" in help_text
+    no3 = subprocess.run([sys.executable, "distillation_no_three.py", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60).stdout
+    assert "sweep" not in no3

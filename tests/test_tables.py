@@ -156,3 +156,48 @@ def test_runs_at_different_learning_rates_are_different_rows():
     assert len(lines) == 2
     assert "| 100.0 ± 0.0 | 100-100 | 2 (1, 2) | LocalParams, 30, lr 0.05 |" in lines[0] + lines[1]
     assert "| 108.0 (one seed) | 108-108 | 1 (1) | LocalParams, 30, lr 0.01 |" in lines[0] + lines[1]
+
+
+def study_record(seed, val, test, **params):
+    import training_params as tp
+    return {**record("student", seed, test, T=params.get("T", 20.0), epochs=60), "holdout": 10000,
+            "val_errors": val, "params": {**tp.as_dict(tp.LocalParams()), "T": 20.0, **params}}
+
+
+def test_study_rows_name_what_differs_and_rank_by_validation_not_test():
+    lines = tables.study_table([study_record(1, 65, 107), study_record(2, 75, 95),
+                                study_record(1, 72, 90, T=4.0),
+                                study_record(1, 60, 120, distill_lr=0.02, ema=0.999)]).splitlines()
+    arms = [line.split(" | ")[0].strip("| ") for line in lines[2:]]
+    # ranked by mean val errors: 60, then 70 (65, 75), then 72, whatever the test errors say
+    assert arms == ["distill_lr 0.02, ema 0.999", "none: LocalParams at T 20", "T 4"]
+    assert "| 70.0 ± 7.1 (65-75) | 101.0 ± 8.5 (95-107) | 1, 2 |" in lines[3]
+
+
+def test_plots_are_drawn_from_the_records(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots are an optional extra (pip install matplotlib)")
+    import plots
+    sweep = [record("student", s, 100 + 10 * s + T, T=float(T)) for s in (1, 2) for T in (1, 4, 20)]
+    path = plots.temperature_sweep(sweep, str(tmp_path / "sweep.png"))
+    curves = [("small", {**record("small", 1, 140), "history": [{"epoch": e, "test_errors": 300 // e}
+                                                                for e in range(1, 6)]})]
+    path2 = plots.learning_curves(curves, str(tmp_path / "curves.png"))
+    for p in (path, path2):
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_without_matplotlib_is_one_line(monkeypatch, capsys, tmp_path):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    (tmp_path / "r.json").write_text(json.dumps(record("small", 1, 140)))
+    with pytest.raises(SystemExit) as stop:
+        tables.main([str(tmp_path), "--plots", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "pip install matplotlib" in err and len(err.splitlines()) == 1
