@@ -187,8 +187,8 @@ def run_length(args, epochs):
 
 def load_data(args, device, all_classes=False):
     """(train, val, test), each (images, labels): val is the --holdout split of the training
-    images (None without one), taken before the subset and, unless `all_classes`, the class
-    filter (--omit / --only) are applied to the rest."""
+    images (None without one), taken before the class filter (`kept_classes`, unless
+    `all_classes`) and then the --subset are applied to the rest."""
     try:
         train = dataset.load_mnist(args.data_dir, train=True, device=device)
         test = dataset.load_mnist(args.data_dir, train=False, device=device)
@@ -199,13 +199,18 @@ def load_data(args, device, all_classes=False):
                          f"(there are {len(train[1])})")
     train, val = dataset.holdout_split(*train, args.holdout) if args.holdout else (train, None)
     if not all_classes:
-        train = dataset.filter_classes(*train, omit=args.omit, only=args.only)
+        train = kept_classes(args, train)
     if args.subset < 1:
         train = dataset.random_subset(*train, args.subset, dataset.data_seed(args.seed))
-    if len(train[1]) == 0:  # --only with classes a --subset or --holdout left no image of
-        raise UsageError(f"no training images left after --omit {args.omit} / --only "
-                         f"{args.only} / --subset {args.subset:g} / --holdout {args.holdout}")
     return train, val, test
+
+
+def kept_classes(args, train):
+    """The training images of the classes --omit / --only keep; bad input if none is left."""
+    kept = dataset.filter_classes(*train, omit=args.omit, only=args.only)
+    if len(kept[1]) == 0:
+        raise UsageError(f"no training images left after --omit {args.omit} / --only {args.only}")
+    return kept
 
 
 def default_out(args, role, config, suffix="", tag=""):

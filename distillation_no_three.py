@@ -13,14 +13,12 @@ classes removed. Writes the student, the baseline and each shifted copy as check
 """
 import copy
 import math
-import os
 import time
 
 import torch
 
 import checkpoint
 import cli
-import dataset
 import distillation
 import layers
 import records
@@ -207,9 +205,7 @@ def main(argv=None):
             cli.check_writable(path)
     teacher = checkpoint.load_net(args.teacher, device)
     all_train, val_set, test_set = cli.load_data(args, device, all_classes=True)
-    transfer = dataset.filter_classes(*all_train, omit=args.omit, only=args.only)
-    if len(transfer[1]) == 0:
-        raise cli.UsageError(f"no training images of classes {args.only} left")
+    transfer = cli.kept_classes(args, all_train)
     missing, shifted_classes = missing_classes(args), sorted(set(args.omit or args.only))
     fixed_shift = args.bias_shift if args.bias_shift is not None else \
         PAPER_SHIFT["omit" if args.omit else "only"]

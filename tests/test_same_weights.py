@@ -10,7 +10,6 @@ import json
 import os
 import sys
 
-import pytest
 import torch
 
 import records
@@ -65,7 +64,6 @@ def test_the_same_weights_as_the_committed_runs(tmp_path):
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
-    import shutil
     import tempfile
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as folder:

@@ -1,5 +1,4 @@
 """Each script end to end on a tiny synthetic IDX dataset, and every bad input of the core."""
-import json
 import math
 import os
 import socket
