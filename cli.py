@@ -62,9 +62,10 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def make_parser(doc):
+def make_parser(doc, students=True):
     """The flags every script shares, in groups after the script's own (which it adds to the
-    parser itself, so they are listed first in --help)."""
+    parser itself, so they are listed first in --help); `students`: the scripts train one, so
+    the student-only recipe fields get flags too."""
     p = Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     local = tp.LocalParams()
     run = p.add_argument_group("run")
@@ -110,7 +111,7 @@ def make_parser(doc):
                              "Ctrl-C (0: only on Ctrl-C; default %(default)s)")
     saving.add_argument("--keep-resume", action="store_true",
                         help="keep OUT.resume.pt after the run finishes (default: removed)")
-    tp.add_param_flags(p)
+    tp.add_param_flags(p, skip=() if students else tp.STUDENT_ONLY)
     return p
 
 

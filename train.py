@@ -175,7 +175,7 @@ def blow_up(history, entry, watched_count):
 
 @cli.report_errors
 def main(argv=None):
-    parser = cli.make_parser(__doc__)
+    parser = cli.make_parser(__doc__, students=False)
     local = tp.LocalParams()
     parser.add_argument("--model", choices=["teacher", "small"], required=True,
                         help="teacher: 784-1200-1200-10 with dropout, max-norm and jitter "

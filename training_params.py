@@ -94,12 +94,12 @@ HELP = {
 }
 
 
-def add_param_flags(parser):
-    """One `--field-name` flag per field (default None = keep the recipe's value)."""
+def add_param_flags(parser, skip=()):
+    """One `--field-name` flag per field but `skip` (default None = keep the recipe's value)."""
     group = parser.add_argument_group("recipe fields (default: the --params recipe's value)")
     local, paper = LocalParams(), PaperParams()
     for f in fields(PaperParams):
-        if f.name in RUN_FLAGS | ROLE_FIELDS | DISTILL_FIELDS:
+        if f.name in RUN_FLAGS | ROLE_FIELDS | DISTILL_FIELDS or f.name in skip:
             continue
         show = "s" if f.type is str else "g"
         defaults = f"local {getattr(local, f.name):{show}}, paper {getattr(paper, f.name):{show}}"

@@ -27,10 +27,14 @@ def has_real_mnist(root=REAL_MNIST):
 
 @pytest.fixture
 def real_mnist():
+    return real_mnist_or_skip(REAL_MNIST)
+
+
+def real_mnist_or_skip(root):
     """The real MNIST's root. Missing, it skips the test with one line saying where it looked,
     or fails it under CI (CI=true), where the data is part of the setup."""
-    if has_real_mnist():
-        return REAL_MNIST
+    if has_real_mnist(root):
+        return root
     looked = " and ".join(os.path.normpath(os.path.join(p, "MNIST", "raw")) for p in
                           (os.path.join(ROOT, "..", "shared", "data", "mnist"), os.path.join(ROOT, "data")))
     message = (f"real MNIST not found in {looked}; get it with: python -c \"from torchvision."

@@ -445,3 +445,14 @@ def test_help_puts_everyday_flags_first_with_their_defaults():
     no3 = subprocess.run([sys.executable, "distillation_no_three.py", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60).stdout
     assert "sweep" not in no3
+    assert "--distill-warmup-steps" not in help_text, "train.py trains no student"
+
+
+def test_missing_real_data_skips_outside_ci_and_fails_under_it(tmp_path, monkeypatch):
+    from conftest import real_mnist_or_skip
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="real MNIST not found"):
+        real_mnist_or_skip(str(tmp_path))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="real MNIST not found"):
+        real_mnist_or_skip(str(tmp_path))
