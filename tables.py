@@ -258,6 +258,8 @@ def study_arm(r):
                for k in STUDY_FIELDS if k in params and params[k] != default.get(k)]
     if r.get("jitter"):
         changed.append(f"jitter {r['jitter']}")
+    if r["architecture"] != "784-800-800-10":
+        changed.insert(0, r["architecture"])
     return ", ".join(changed) or "none: LocalParams at T 20"
 
 
