@@ -2,11 +2,15 @@
 
     python evaluate.py models/cumbersome_model_1200.pt models/distilled_model_800_20.pt
     python evaluate.py runs/small_model_800_s1.pt --confusion --data-dir DIR
+    python evaluate.py models/cumbersome_model_1200.pt --holdout 10000 --json OUT.json
 
 Reads any OUT.pt these scripts wrote (weights only; the architecture comes from the checkpoint's
-config) and scores it on the 10,000 MNIST test images.
+config) and scores it on the 10,000 MNIST test images; with --holdout N also on the N training
+images the scripts' --holdout N keeps out of training, and on the rest of the training images.
 """
 import argparse
+import json
+import sys
 
 import torch
 
@@ -35,23 +39,48 @@ def main(argv=None):
                         help="MNIST root, downloaded there if absent (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--confusion", action="store_true", help="also print each confusion matrix")
+    parser.add_argument("--holdout", type=int, default=0, metavar="N",
+                        help="also score the N held-out training images of --holdout N, and the "
+                             "rest of the training images")
+    parser.add_argument("--json", metavar="PATH", help="also write the results to this file")
     args = parser.parse_args(argv)
     device = cli.resolve_device(args.device)
+    if not 0 <= args.holdout < 60000:
+        raise cli.UsageError(f"--holdout must be in [0, 60000), got {args.holdout}")
+    if args.json:
+        cli.check_writable(args.json)
     nets = [(path, checkpoint.load_net(path, device)) for path in args.checkpoints]
+    sets = scored_sets(args, device)
+    results = []
+    print(f"{'checkpoint':<44} {'images':<16} {'errors':>6} {'error %':>7}  errors per class 0-9")
+    for path, net in nets:
+        result = {"checkpoint": path, "net": layers.describe(net.config())}
+        for name, (images, labels) in sets.items():
+            errors, per_class, predictions = layers.evaluate(net, images, labels)
+            print(f"{path:<44} {name:<16} {errors:>6} {100 * errors / len(labels):>7.2f}  "
+                  f"{' '.join(map(str, per_class))}")
+            if args.confusion:
+                print_confusion(confusion_matrix(labels, predictions))
+            result.update({f"{name}_errors": errors, f"{name}_count": len(labels),
+                           f"{name}_per_class_errors": per_class})
+        results.append(result)
+    if args.json:
+        checkpoint.write_atomic({args.json: lambda f: f.write(
+            json.dumps({"command": " ".join(sys.argv), "results": results}, indent=1).encode())})
+    return results
+
+
+def scored_sets(args, device):
+    """{name: (images, labels)}: the test set, and with --holdout the two training parts."""
     try:
-        images, labels = dataset.load_mnist(args.data_dir, train=False, device=device)
+        sets = {"test": dataset.load_mnist(args.data_dir, train=False, device=device)}
+        if args.holdout:
+            kept, held = dataset.holdout_split(*dataset.load_mnist(args.data_dir, True, device),
+                                               args.holdout)
+            sets.update(held_out=held, train_rest=kept)
     except dataset.DataError as e:
         raise cli.UsageError(str(e)) from None
-    results = []
-    print(f"{'checkpoint':<44} {'net':<18} {'errors':>6} {'error %':>7}  errors per class 0-9")
-    for path, net in nets:
-        errors, per_class, predictions = layers.evaluate(net, images, labels)
-        print(f"{path:<44} {layers.describe(net.config()):<18} {errors:>6} "
-              f"{100 * errors / len(labels):>7.2f}  {' '.join(map(str, per_class))}")
-        if args.confusion:
-            print_confusion(confusion_matrix(labels, predictions))
-        results.append({"checkpoint": path, "test_errors": errors, "per_class_errors": per_class})
-    return results
+    return sets
 
 
 if __name__ == "__main__":

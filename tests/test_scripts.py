@@ -1,4 +1,5 @@
 """Each script end to end on a tiny synthetic IDX dataset, and every bad input of the core."""
+import json
 import math
 import os
 import socket
@@ -399,8 +400,20 @@ def test_evaluate_scores_checkpoints_per_class(trained, capsys):
     printed = capsys.readouterr().out
     for r, kind in zip(results, ("teacher", "small")):
         assert r["test_errors"] == trained[f"{kind}_record"]["test_errors"]
-        assert r["per_class_errors"] == trained[f"{kind}_record"]["per_class_errors"]
+        assert r["test_per_class_errors"] == trained[f"{kind}_record"]["per_class_errors"]
     assert "true \\ predicted" in printed
+
+
+def test_evaluate_scores_the_held_out_split_too(trained, tmp_path):
+    import dataset
+    import evaluate
+    out = tmp_path / "scores.json"
+    [r] = evaluate.main([trained["small"], "--data-dir", trained["data"], "--holdout", "100",
+                         "--json", str(out)])
+    assert (r["held_out_count"], r["train_rest_count"]) == (100, 300)
+    held = dataset.holdout_split(*dataset.load_mnist(trained["data"], True), 100)[1]
+    assert r["held_out_errors"] == layers.evaluate(checkpoint.load_net(trained["small"], "cpu"), *held)[0]
+    assert json.loads(out.read_text())["results"][0]["held_out_errors"] == r["held_out_errors"]
 
 
 def test_confusion_matrix_by_hand():
