@@ -30,7 +30,8 @@ RUNS = {
                                         "--epochs", "2", "--hidden", "32", "--batch-size", "50"]),
     "student": lambda d, out: distillation.main([
         "--data-dir", d, "--out", out, "--teacher", os.path.join(os.path.dirname(out), "teacher.pt"),
-        "--holdout", "100", "--epochs", "2", "--hidden", "32", "--batch-size", "50", "--T", "4"]),
+        "--holdout", "100", "--epochs", "2", "--hidden", "32", "--batch-size", "50", "--T", "4",
+        "--lr", "0.05"]),  # the student lr of LocalParams when the references were written
 }
 
 

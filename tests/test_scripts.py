@@ -366,7 +366,8 @@ def test_a_short_demo_on_a_subset_learns(trained, tmp_path):
     spends most of its steps at full rate (with 1200 warmup steps it never left the start)."""
     [record] = distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"],
                                   "--out", str(tmp_path / "d.pt"), "--subset", "0.5",
-                                  "--epochs", "1", "--hidden", "32", "--batch-size", "10"])
+                                  "--epochs", "1", "--hidden", "32", "--batch-size", "10",
+                                  "--lr", "0.05"])
     assert record["params"]["distill_warmup_steps"] == 1200
     # 20 steps, 5 of them warmup: 54 errors of 100; with all 1200 warmup steps it made 82
     assert record["test_errors"] < 70

@@ -159,9 +159,8 @@ def test_runs_at_different_learning_rates_are_different_rows():
 
 
 def study_record(seed, val, test, **params):
-    import training_params as tp
     return {**record("student", seed, test, T=params.get("T", 20.0), epochs=60), "holdout": 10000,
-            "val_errors": val, "params": {**tp.as_dict(tp.LocalParams()), "T": 20.0, **params}}
+            "val_errors": val, "params": {**tables.STUDY_BASE, **params}}
 
 
 def test_study_rows_name_what_differs_and_rank_by_validation_not_test():
@@ -170,7 +169,7 @@ def test_study_rows_name_what_differs_and_rank_by_validation_not_test():
                                 study_record(1, 60, 120, distill_lr=0.02, ema=0.999)]).splitlines()
     arms = [line.split(" | ")[0].strip("| ") for line in lines[2:]]
     # ranked by mean val errors: 60, then 70 (65, 75), then 72, whatever the test errors say
-    assert arms == ["distill_lr 0.02, ema 0.999", "none: LocalParams at T 20", "T 4"]
+    assert arms == ["distill_lr 0.02, ema 0.999", "none: the starting recipe", "T 4"]
     assert "| 70.0 ± 7.1 (65-75) | 101.0 ± 8.5 (95-107) | 1, 2 |" in lines[3]
 
 
