@@ -215,7 +215,7 @@ def benchmark(args):
     batch = tp.PaperParams().batch_size
     record = {"hardware": records.hardware(device), "device": str(device),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": batch,
-              "repeats": args.repeats, "code_version": records.code_version()}
+              "repeats": args.repeats, "code_version": records.CODE_VERSION}
     limits = [matmul_limits(batch, device)]
     for name in PARTS:
         print(f"measuring {name} ({args.repeats}x) ...", flush=True)

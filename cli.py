@@ -23,7 +23,7 @@ class UsageError(Exception):
 
 
 class Diverged(Exception):
-    """The training loss stopped being finite."""
+    """The run blew up: a non-finite loss, or a finite one that undid the training."""
 
 
 class Interrupted(Exception):
@@ -129,8 +129,7 @@ def check_common(args, params):
         raise UsageError(f"--out must end in .pt, got {args.out!r}")
     if args.hidden is not None and min(args.hidden) < 1:
         raise UsageError(f"--hidden widths must be >= 1, got {args.hidden}")
-    if not 0 <= args.holdout < 60000:
-        raise UsageError(f"--holdout must be in [0, 60000), got {args.holdout}")
+    check_holdout(args.holdout)
     if not (math.isfinite(args.subset) and 0 < args.subset <= 1):
         raise UsageError(f"--subset must be a fraction in (0, 1], got {args.subset}")
     bad = [c for c in args.omit + args.only if not 0 <= c <= 9]
@@ -138,6 +137,11 @@ def check_common(args, params):
         raise UsageError(f"unknown class {bad[0]}: MNIST classes are 0-9")
     if len(set(args.omit)) == 10:
         raise UsageError("--omit removes all ten classes: nothing left to train on")
+
+
+def check_holdout(n):
+    if not 0 <= n < 60000:
+        raise UsageError(f"--holdout must be in [0, 60000), got {n}")
 
 
 def resolve_device(name):
@@ -156,12 +160,10 @@ def resolve_device(name):
     return device
 
 
-
 def hidden_widths(args, role):
     if args.hidden is None:
         return DEFAULT_HIDDEN[role]
     return args.hidden * 2 if len(args.hidden) == 1 else args.hidden
-
 
 
 def regularizer(args, params, role, name):
@@ -171,7 +173,6 @@ def regularizer(args, params, role, name):
     if given is not None:
         return given
     return getattr(params, name) if role == "teacher" else type(getattr(params, name))(0)
-
 
 
 def net_config(args, params, role):

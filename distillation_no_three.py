@@ -215,8 +215,8 @@ def main(argv=None):
 
     teacher_count = predicted_count(teacher, all_train[0], shifted_classes)
     results = []
-    for role, title, net, history, timing, wall_s, saved in train_nets(args, run, transfer, val_set,
-                                                                test_set, teacher, device, outs):
+    trained = train_nets(args, run, transfer, val_set, test_set, teacher, device, outs)
+    for role, title, net, history, timing, wall_s, saved in trained:
         honest = frequency_matched_shift(net, all_train[0], shifted_classes, teacher_count)
         rows = variants(net, test_set, missing, shifted_classes, fixed_shift, honest)
         print_report(f"{title}, trained on classes {kept} only", rows, missing)

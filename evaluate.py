@@ -45,8 +45,7 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="also write the results to this file")
     args = parser.parse_args(argv)
     device = cli.resolve_device(args.device)
-    if not 0 <= args.holdout < 60000:
-        raise cli.UsageError(f"--holdout must be in [0, 60000), got {args.holdout}")
+    cli.check_holdout(args.holdout)
     if args.json:
         cli.check_writable(args.json)
     nets = [(path, checkpoint.load_net(path, device)) for path in args.checkpoints]

@@ -37,11 +37,7 @@ def temperature_sweep(records, path):
     ax.set_xscale("log")
     ax.set_xticks(sorted({r["T"] for r in records}))
     ax.set_xticklabels([f"{T:g}" for T in sorted({r["T"] for r in records})])
-    ax.set_xlabel("temperature T")
-    ax.set_ylabel("test errors (of 10,000)")
-    ax.set_title("Temperature sweeps: mean, min-max over seeds")
-    ax.legend()
-    return save(fig, path)
+    return finish(fig, ax, "temperature T", "Temperature sweeps: mean, min-max over seeds", path)
 
 
 def learning_curves(runs, path):
@@ -56,14 +52,15 @@ def learning_curves(runs, path):
     from matplotlib.ticker import ScalarFormatter
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(ScalarFormatter())
-    ax.set_xlabel("epoch")
+    return finish(fig, ax, "epoch", "Learning curves (seed 1)", path)
+
+
+def finish(fig, ax, xlabel, title, path):
+    """Label a figure of test errors and write it to `path` (a PNG, renamed into place)."""
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test errors (of 10,000)")
-    ax.set_title("Learning curves (seed 1)")
+    ax.set_title(title)
     ax.legend()
-    return save(fig, path)
-
-
-def save(fig, path):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}.png"
     fig.tight_layout()

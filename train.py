@@ -60,7 +60,7 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     along with the images (the teacher's cached logits of a distillation), or None.
     `batch_loss(net, images, labels, extra)` gives the loss of one batch. One progress line per
     epoch; the test set (and the held-out `val_set`, if any) is evaluated after each epoch. With
-    `checkpoints` (a Checkpoints), the full training state is saved every few epochs, at the
+    `checkpoints` (a Checkpoints), the full training state is saved every few epochs and on a
     first Ctrl-C, and a resumed run continues bit for bit where it stopped.
     `warmup_steps`: optimizer steps of linear lr rise (at most a quarter of the run)."""
     optimizer = make_optimizer(net, params, lr)
@@ -202,15 +202,17 @@ def main(argv=None):
     history, timing = fit(net, [*train_set, None], test_set, params, epochs=epochs, lr=params.lr,
                           seed=args.seed, batch_loss=hard_label_loss, jitter=jitter,
                           max_steps=max_steps, checkpoints=checkpoints, val_set=val_set)
-    record = records.run_record(args, params, role, net, len(train_set[1]), test_set, history, timing,
-                        time.perf_counter() - started, device, val_set=val_set, jitter=jitter)
+    record = records.run_record(args, params, role, net, len(train_set[1]), test_set, history,
+                                timing, time.perf_counter() - started, device, val_set=val_set,
+                                jitter=jitter)
     if args.dry_run:
         print("dry run: nothing written")
     else:
         print(f"wrote {out} and {checkpoint.save_run(out, net, record)}")
         checkpoints.finish()
     records.print_summary([(f"{role} {record['architecture']}", record["test_errors"],
-                    record["test_count"], f"{epochs} epochs, {timing['samples_per_s']:.0f} samples/s")])
+                            record["test_count"],
+                            f"{epochs} epochs, {timing['samples_per_s']:.0f} samples/s")])
     return record
 
 
