@@ -96,11 +96,10 @@ def sync(device):
 
 def teacher_setup(data_dir, device):
     params = tp.PaperParams()
-    no_flags = argparse.Namespace(hidden=None, dropout_input=None, dropout_hidden=None,
-                                  max_norm=None)
+    no_flags = cli.make_parser("").parse_args([])
     config = cli.net_config(no_flags, params, "teacher")
-    train_set = dataset.load_mnist(data_dir, True, device)
-    test_set = dataset.load_mnist(data_dir, False, device)
+    train_set = dataset.load(data_dir, True, device)
+    test_set = dataset.load(data_dir, False, device)
     return params, config, train_set, test_set
 
 
@@ -209,7 +208,7 @@ def benchmark(args):
     device = cli.resolve_device(args.device)
     for split in (True, False):  # fail now, not after a minute of measuring
         try:
-            dataset.load_mnist(args.data_dir, split)
+            dataset.load(args.data_dir, split)
         except dataset.DataError as e:
             raise cli.UsageError(str(e)) from None
     batch = tp.PaperParams().batch_size

@@ -11,15 +11,15 @@ import sys
 
 import torch
 
-import dataset
 import training_params as tp
-from cli import UsageError, json_path_of, resolve_device
-from layers import MLP, describe
+from cli import UsageError, check_fits, json_path_of, resolve_device
+import layers
 
 
-def load_net(path, device):
+def load_net(path, device, dataset_name=None):
     """The net saved at `path` by these scripts, in eval mode on `device` (a torch.device or a
-    name: "cpu", "cuda"): rebuilt from the checkpoint's config, weights only (no pickled code)."""
+    name: "cpu", "cuda"): rebuilt from the checkpoint's config, weights only (no pickled code).
+    With `dataset_name`, bad input unless the net fits that dataset's images and classes."""
     if not os.path.isfile(path):
         raise UsageError(f"no checkpoint at {path!r}; train one with train.py or pass its path")
     try:
@@ -29,7 +29,7 @@ def load_net(path, device):
         raise UsageError(f"{path!r} is not a readable checkpoint ({type(e).__name__}); "
                          "it may be truncated or not from these scripts: retrain it") from None
     try:
-        net = MLP(**config)
+        net = layers.build(config)
         net.load_state_dict(state)
         finite = all(torch.isfinite(t).all() for t in state.values())
     except Exception as e:
@@ -37,9 +37,8 @@ def load_net(path, device):
                          f"({type(e).__name__}); retrain it") from None
     if not finite:
         raise UsageError(f"{path!r} holds non-finite weights (a diverged run?); retrain it")
-    if net.in_features != dataset.SIDE ** 2 or net.classes != 10:
-        raise UsageError(f"{path!r} is a {describe(net.config())} net, not an MNIST classifier "
-                         "(784 inputs, 10 classes)")
+    if dataset_name is not None:
+        check_fits(net, dataset_name, f"the net in {path!r}")
     return net.to(device).eval()
 
 
@@ -129,6 +128,11 @@ class Checkpoints:
         checkpoint written before a recipe field was added still resumes)."""
         if key == "params" and isinstance(stored.get(key), dict) and "params" in self.identity:
             return {k: stored[key].get(k) for k in self.identity["params"]}
+        if key == "config" and isinstance(stored.get(key), dict):
+            try:  # a config saved before a field was added means that field's default
+                return layers.build(stored[key]).config()
+            except (TypeError, ValueError):
+                return stored[key]
         return stored.get(key)
 
     def load(self, net, optimizer, generator):
@@ -203,7 +207,7 @@ def fingerprint(*tensors):
     """A short hash of tensors' contents: the same data, or the same teacher, for a resume."""
     digest = hashlib.sha256()
     for t in tensors:
-        digest.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
 
 

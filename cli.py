@@ -15,6 +15,7 @@ import dataset
 import training_params as tp
 
 DEFAULT_HIDDEN = {"teacher": [1200, 1200], "small": [800, 800], "student": [800, 800]}
+CNN_DEFAULTS = {"channels": [32], "kernel": 5, "convs": 1, "batch_norm": False, "hidden": [128]}
 FILE_PREFIX = {"teacher": "cumbersome_model", "small": "small_model", "student": "distilled_model"}
 
 
@@ -69,8 +70,10 @@ def make_parser(doc, students=True):
     p = Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     local = tp.LocalParams()
     run = p.add_argument_group("run")
+    run.add_argument("--dataset", choices=list(dataset.DATASETS), default="mnist",
+                     help="the images to train and test on (default: %(default)s)")
     run.add_argument("--data-dir", default="data",
-                     help="MNIST root, downloaded there if absent (default: %(default)s)")
+                     help="datasets' root, downloaded there if absent (default: %(default)s)")
     run.add_argument("--epochs", type=int,
                      help=f"epochs of this run (default: the recipe's; LocalParams: teacher "
                           f"{local.teacher_epochs}, small net {local.epochs}, student "
@@ -81,8 +84,8 @@ def make_parser(doc, students=True):
     run.add_argument("--seed", type=int, default=1,
                      help="seeds init, shuffling, dropout and jitter (default: %(default)s)")
     run.add_argument("--hidden", type=int, nargs="+", metavar="W",
-                     help="hidden widths; one value W means two layers of W (default: 1200 for "
-                          "the teacher, 800 otherwise)")
+                     help="hidden widths; for an MLP one value W means two layers of W "
+                          "(default: 1200 for the teacher, 800 otherwise; a CNN's head: 128)")
     run.add_argument("--out", help="checkpoint path OUT.pt; results go to OUT.json (default: "
                                    "runs/NAME_sSEED.pt, named after the run)")
     run.add_argument("--params", choices=sorted(tp.PARAMS), default="local",
@@ -91,6 +94,22 @@ def make_parser(doc, students=True):
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     run.add_argument("--dry-run", action="store_true",
                      help="one epoch of 10 batches, nothing written: a quick check")
+    arch = p.add_argument_group("architecture (of the net this script trains)")
+    arch.add_argument("--arch", choices=["mlp", "cnn"], default="mlp",
+                      help="mlp: the paper's nets; cnn: conv stages, max-pool, an MLP head "
+                           "(default: %(default)s)")
+    arch.add_argument("--depth", type=int, metavar="N",
+                      help="MLP: number of hidden layers when --hidden gives one width "
+                           "(default: 2; --hidden 128 --depth 1 is 784-128-10)")
+    arch.add_argument("--channels", type=int, nargs="+", metavar="C",
+                      help="CNN: filters of each conv stage, each followed by a 2x2 max-pool "
+                           f"(default: {CNN_DEFAULTS['channels'][0]})")
+    arch.add_argument("--kernel", type=int, metavar="K",
+                      help=f"CNN: conv kernel size, odd (default: {CNN_DEFAULTS['kernel']})")
+    arch.add_argument("--convs", type=int, metavar="N",
+                      help=f"CNN: convs per stage (default: {CNN_DEFAULTS['convs']})")
+    arch.add_argument("--batch-norm", type=tp.parse_bool, metavar="{0,1}",
+                      help="CNN: batch norm after each conv (default: 0)")
     data = p.add_argument_group("training data")
     data.add_argument("--holdout", type=int, default=0, metavar="N",
                       help="hold N training images out of training (the same N for every run "
@@ -132,11 +151,36 @@ def check_common(args, params):
     check_holdout(args.holdout)
     if not (math.isfinite(args.subset) and 0 < args.subset <= 1):
         raise UsageError(f"--subset must be a fraction in (0, 1], got {args.subset}")
-    bad = [c for c in args.omit + args.only if not 0 <= c <= 9]
+    classes = dataset.DATASETS[args.dataset].classes
+    bad = [c for c in args.omit + args.only if not 0 <= c < classes]
     if bad:
-        raise UsageError(f"unknown class {bad[0]}: MNIST classes are 0-9")
-    if len(set(args.omit)) == 10:
-        raise UsageError("--omit removes all ten classes: nothing left to train on")
+        raise UsageError(f"unknown class {bad[0]}: {args.dataset} classes are 0-{classes - 1}")
+    if len(set(args.omit)) == classes:
+        raise UsageError(f"--omit removes all {classes} classes: nothing left to train on")
+    check_architecture(args)
+
+
+def check_architecture(args):
+    cnn_only = [flag for flag in ("channels", "kernel", "convs", "batch_norm")
+                if getattr(args, flag) is not None]
+    if args.depth is not None and (args.depth < 1 or args.arch != "mlp"
+                                   or args.hidden is None or len(args.hidden) != 1):
+        raise UsageError("--depth N needs an MLP with one --hidden width, N >= 1")
+    if args.arch == "mlp" and cnn_only:
+        raise UsageError(f"--{cnn_only[0].replace('_', '-')} is a CNN's; add --arch cnn")
+    if args.arch != "cnn":
+        return
+    if args.channels is not None and min(args.channels) < 1:
+        raise UsageError(f"--channels must be >= 1, got {args.channels}")
+    if args.kernel is not None and (args.kernel < 1 or args.kernel % 2 == 0):
+        raise UsageError(f"--kernel must be odd and >= 1, got {args.kernel}")
+    if args.convs is not None and args.convs < 1:
+        raise UsageError(f"--convs must be >= 1, got {args.convs}")
+    side = min(dataset.DATASETS[args.dataset].shape[1:])
+    stages = len(args.channels or CNN_DEFAULTS["channels"])
+    if side >> stages < 1:
+        raise UsageError(f"{stages} conv stages pool a {side}-pixel {args.dataset} image "
+                         "to nothing; use fewer --channels")
 
 
 def check_holdout(n):
@@ -162,8 +206,10 @@ def resolve_device(name):
 
 def hidden_widths(args, role):
     if args.hidden is None:
-        return DEFAULT_HIDDEN[role]
-    return args.hidden * 2 if len(args.hidden) == 1 else args.hidden
+        return CNN_DEFAULTS["hidden"] if args.arch == "cnn" else DEFAULT_HIDDEN[role]
+    if len(args.hidden) == 1 and args.arch == "mlp":
+        return args.hidden * (2 if args.depth is None else args.depth)
+    return args.hidden
 
 
 def regularizer(args, params, role, name):
@@ -172,14 +218,43 @@ def regularizer(args, params, role, name):
     given = getattr(args, name)
     if given is not None:
         return given
-    return getattr(params, name) if role == "teacher" else type(getattr(params, name))(0)
+    if role != "teacher" or (args.arch == "cnn" and name in ("dropout_input", "max_norm")):
+        return type(getattr(params, name))(0)  # a CNN teacher: dropout in its head only
+    if name == "jitter" and args.dataset.startswith("cifar"):  # the recipes' 2 px are for 28x28
+        return dataset.DATASETS[args.dataset].jitter  # CIFAR's 4 px crops
+    return getattr(params, name)
+
+
+def augmentation(args, params, role):
+    """(max shift in px, flip) of the training images: the dataset's augmentation for the
+    teacher (or with --jitter N), flips only where the dataset has them (CIFAR)."""
+    shift = regularizer(args, params, role, "jitter")
+    return shift, bool(shift) and dataset.DATASETS[args.dataset].flip
 
 
 def net_config(args, params, role):
-    return {"hidden": hidden_widths(args, role),
-            **{name: regularizer(args, params, role, name)
-               for name in ("dropout_input", "dropout_hidden", "max_norm")},
-            "init_std": params.init_std, "standardize": params.standardize}
+    info = dataset.DATASETS[args.dataset]
+    config = {"arch": args.arch, "hidden": hidden_widths(args, role),
+              **{name: regularizer(args, params, role, name)
+                 for name in ("dropout_input", "dropout_hidden", "max_norm")},
+              "init_std": params.init_std, "standardize": params.standardize,
+              "classes": info.classes, "mean": list(info.mean), "std": list(info.std)}
+    if args.arch == "mlp":
+        return {**config, "in_features": info.shape[0] * info.shape[1] * info.shape[2]}
+    cnn = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in CNN_DEFAULTS.items()
+           if k != "hidden"}
+    return {**config, **cnn, "in_shape": list(info.shape)}
+
+
+def check_fits(net, name, what):
+    """Bad input unless `net` (a loaded teacher, say) takes dataset `name`'s images and
+    predicts its classes."""
+    info = dataset.DATASETS[name]
+    pixels = info.shape[0] * info.shape[1] * info.shape[2]
+    if net.in_features != pixels or net.classes != info.classes:
+        raise UsageError(f"{what} takes {net.in_features} pixels and predicts {net.classes} "
+                         f"classes, but {name} has {'x'.join(map(str, info.shape))} images and "
+                         f"{info.classes} classes: pass one trained with --dataset {name}")
 
 
 def run_length(args, epochs):
@@ -192,8 +267,8 @@ def load_data(args, device, all_classes=False):
     images (None without one), taken before the class filter (`kept_classes`, unless
     `all_classes`) and then the --subset are applied to the rest."""
     try:
-        train = dataset.load_mnist(args.data_dir, train=True, device=device)
-        test = dataset.load_mnist(args.data_dir, train=False, device=device)
+        train = dataset.load(args.data_dir, True, device, args.dataset)
+        test = dataset.load(args.data_dir, False, device, args.dataset)
     except dataset.DataError as e:
         raise UsageError(str(e)) from None
     if args.holdout >= len(train[1]):
@@ -216,19 +291,24 @@ def kept_classes(args, train):
 
 
 def default_out(args, role, config, suffix="", tag=""):
-    """runs/PREFIX[_TAG]_WIDTH[SUFFIX][_subF][_hN]_sSEED.pt, e.g. runs/distilled_model_wo3_800_20_s1.pt:
-    the default names of runs that differ in role, width, T, classes, subset, holdout or seed
-    never collide."""
+    """runs/PREFIX[_DATASET][_TAG]_WIDTH[SUFFIX][_subF][_hN]_sSEED.pt, e.g.
+    runs/distilled_model_wo3_800_20_s1.pt, runs/cumbersome_model_fashion-mnist_cnn32-128_s1.pt:
+    the default names of runs that differ in dataset, role, net, T, classes, subset, holdout or
+    seed never collide."""
     name = width_name(config)
-    prefix = f"{FILE_PREFIX[role]}_{tag}" if tag else FILE_PREFIX[role]
+    prefix = FILE_PREFIX[role] + (f"_{args.dataset}" if args.dataset != "mnist" else "")
+    prefix = f"{prefix}_{tag}" if tag else prefix
     subset = f"_sub{args.subset:g}" if args.subset < 1 else ""
     holdout = f"_h{args.holdout}" if args.holdout else ""
     return os.path.join("runs", f"{prefix}_{name}{suffix}{subset}{holdout}_s{args.seed}.pt")
 
 
 def width_name(config):
-    """'800' for two layers of 800, '1200x600' for unequal ones: the width part of file names."""
+    """'800' for two layers of 800, '1200x600' for unequal ones, 'cnn32x64-128' for a CNN (its
+    stages' filters, then its head): the net part of file names."""
     widths = config["hidden"]
+    if config.get("arch", "mlp") == "cnn":
+        return f"cnn{'x'.join(map(str, config['channels']))}-{'x'.join(map(str, widths))}"
     return str(widths[0]) if len(set(widths)) == 1 else "x".join(map(str, widths))
 
 

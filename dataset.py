@@ -1,47 +1,85 @@
-"""MNIST as in-memory tensors: loading, class filters, subsets, batched jitter, seeded batches.
+"""Datasets as in-memory tensors: MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 through
+torchvision, class filters, subsets, a held-out split, batched augmentation, seeded batches.
 
-Images are uint8 (N, 784) in [0, 255] on the chosen device (the nets convert each batch to
-float), a quarter of the memory and memory traffic of float32; labels int64 (N,). No DataLoader:
-an epoch is one permutation of the whole tensor, jittered in one batched gather.
+Images are uint8 (N, C*H*W) in [0, 255], channels first, on the chosen device (the nets convert
+each batch to float and normalize it themselves), a quarter of the memory and memory traffic of
+float32; labels int64 (N,). No DataLoader: an epoch is one permutation of the whole tensor,
+augmented in a few batched slices.
 """
 import contextlib
 import io
 import os
+from dataclasses import dataclass
 
 import torch
 
-SIDE = 28
+
+@dataclass(frozen=True)
+class Info:
+    """What the scripts need to know of a dataset: torchvision's class and folder, the image
+    shape, the classes, the per-channel pixel mean and std (of the training images in [0, 1]),
+    and its augmentation (shifts of up to `jitter` px with zero fill; `flip`: mirror half)."""
+    torchvision_class: str
+    folder: str               # under --data-dir, where torchvision keeps the files
+    shape: tuple              # (channels, height, width)
+    classes: int
+    mean: tuple
+    std: tuple
+    jitter: int
+    flip: bool
+
+
+DATASETS = {
+    "mnist": Info("MNIST", os.path.join("MNIST", "raw"), (1, 28, 28), 10, (0.1307,), (0.3081,), 2, False),
+    "fashion-mnist": Info("FashionMNIST", os.path.join("FashionMNIST", "raw"), (1, 28, 28), 10,
+                          (0.2860,), (0.3530,), 2, False),
+    # 4 px crop of the zero-padded image (= a shift of up to 4 px) and horizontal flips
+    "cifar10": Info("CIFAR10", "cifar-10-batches-py", (3, 32, 32), 10,
+                    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 4, True),
+    "cifar100": Info("CIFAR100", "cifar-100-python", (3, 32, 32), 100,
+                     (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 4, True),
+}
+SIDE = 28  # MNIST's
 
 
 class DataError(Exception):
-    """MNIST could not be found, downloaded or read; the message says how to fix it."""
+    """A dataset could not be found, downloaded or read; the message says how to fix it."""
 
 
-def load_mnist(root, train, device="cpu"):
-    """(images, labels) of the MNIST train or test split, via torchvision (downloads if absent)."""
-    from torchvision.datasets import MNIST
-    raw = os.path.join(root, "MNIST", "raw")
-    created = [d for d in (root, os.path.join(root, "MNIST"), raw) if not os.path.exists(d)]
+def load(root, train, device="cpu", name="mnist"):
+    """(images, labels) of a dataset's train or test split, via torchvision (downloads if absent)."""
+    import torchvision.datasets
+    info = DATASETS[name]
+    folder = os.path.join(root, info.folder)
+    parts = [root] + [os.path.join(root, *info.folder.split(os.sep)[:i + 1])
+                      for i in range(len(info.folder.split(os.sep)))]
+    created = [d for d in parts if not os.path.exists(d)]
     try:
-        # torchvision prints its retries on stdout; our caller reports one clear line instead.
+        # torchvision prints progress and retries on stdout; our caller reports one clear line.
         with contextlib.redirect_stdout(io.StringIO()):
-            data = MNIST(root=root, train=train, download=True)
+            data = getattr(torchvision.datasets, info.torchvision_class)(root=root, train=train,
+                                                                          download=True)
     except Exception as e:
-        for folder in reversed(created):  # leave no empty folder behind a failed download
+        for d in reversed(created):  # leave no empty folder behind a failed download
             with contextlib.suppress(OSError):
-                os.rmdir(folder)
-        if created or not os.listdir(raw):
-            raise DataError(f"MNIST is not in {raw!r} and could not be downloaded "
-                            f"({type(e).__name__}); with no network, put the four "
-                            "*-ubyte files there or pass --data-dir") from None
-        raise DataError(f"MNIST files in {raw!r} could not be read ({type(e).__name__}); "
+                os.rmdir(d)
+        if created or not os.listdir(folder):
+            raise DataError(f"{name} is not in {folder!r} and could not be downloaded "
+                            f"({type(e).__name__}); with no network, put its files there "
+                            "or pass --data-dir") from None
+        raise DataError(f"{name} files in {folder!r} could not be read ({type(e).__name__}); "
                         "delete them to download afresh, or pass --data-dir") from None
-    images, labels = data.data, data.targets
-    if (images.dtype != torch.uint8 or tuple(images.shape[1:]) != (SIDE, SIDE) or len(images) == 0
-            or len(images) != len(labels) or labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"MNIST files in {root!r} are malformed (need 28x28 uint8 images and "
-                        "labels 0-9, as many of each); delete them to re-download")
-    return images.reshape(-1, SIDE * SIDE).to(device), labels.long().to(device)
+    images = torch.as_tensor(data.data)
+    labels = torch.as_tensor(data.targets).long()
+    if images.dim() == 4:  # CIFAR keeps (N, H, W, C)
+        images = images.permute(0, 3, 1, 2)
+    c, h, w = info.shape
+    if (images.dtype != torch.uint8 or images[0].numel() != c * h * w or len(images) == 0
+            or len(images) != len(labels) or labels.min() < 0 or labels.max() >= info.classes):
+        raise DataError(f"{name} files in {folder!r} are malformed (need {c}x{h}x{w} uint8 "
+                        f"images and labels 0-{info.classes - 1}, as many of each); delete them "
+                        "to re-download")
+    return images.reshape(len(images), -1).contiguous().to(device), labels.to(device)
 
 
 def class_mask(labels, omit=(), only=()):
@@ -77,26 +115,51 @@ def random_subset(images, labels, fraction, seed):
     return images[keep], labels[keep]
 
 
-def jitter(images, max_shift, generator):
-    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift]^2, zero fill.
+def jitter(images, max_shift, generator, shape=(1, SIDE, SIDE)):
+    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift]^2, zero fill
+    (for CIFAR, the usual random crop of the image padded by max_shift px).
 
     Batched: images sharing a shift are cut out of the zero-padded batch in one slice, so an
     epoch costs (2 max_shift + 1)^2 tensor ops, not one per image."""
     if max_shift == 0:
         return images
-    n, s, width = len(images), max_shift, 2 * max_shift + 1
-    padded = torch.nn.functional.pad(images.view(n, SIDE, SIDE), (s, s, s, s))
+    (c, h, w), n, s, width = shape, len(images), max_shift, 2 * max_shift + 1
+    padded = torch.nn.functional.pad(images.view(n, c, h, w), (s, s, s, s))
     shift_code = torch.randint(0, width * width, (n,), generator=generator)
     order = shift_code.argsort().to(images.device)
-    out = torch.empty_like(images).view(n, SIDE, SIDE)
+    out = torch.empty_like(images).view(n, c, h, w)
     start = 0
     for code, count in enumerate(torch.bincount(shift_code, minlength=width * width).tolist()):
         dy, dx = code // width - s, code % width - s
         rows = order[start:start + count]
         # output pixel (r, c) is input pixel (r - dy, c - dx), i.e. padded (r - dy + s, c - dx + s)
-        out[rows] = padded[rows, s - dy:s - dy + SIDE, s - dx:s - dx + SIDE]
+        out[rows] = padded[rows, :, s - dy:s - dy + h, s - dx:s - dx + w]
         start += count
     return out.view(n, -1)
+
+
+def flip(images, generator, shape):
+    """Mirror a random half of the images left to right (each image by its own coin)."""
+    c, h, w = shape
+    mirrored = torch.rand(len(images), generator=generator).lt(0.5).to(images.device)
+    out = images.view(-1, c, h, w).clone()
+    out[mirrored] = out[mirrored].flip(3)
+    return out.view(len(images), -1)
+
+
+def augment(images, generator, max_shift, mirror):
+    """The training-time augmentation: shifts (crops), then flips where the dataset has them."""
+    shape = image_shape(images.shape[1])
+    images = jitter(images, max_shift, generator, shape)
+    return flip(images, generator, shape) if mirror else images
+
+
+def image_shape(pixels):
+    """(C, H, W) of flattened images of `pixels` values: 784 -> (1, 28, 28), 3072 -> (3, 32, 32)."""
+    shapes = {s[0] * s[1] * s[2]: s for s in (info.shape for info in DATASETS.values())}
+    if pixels not in shapes:
+        raise ValueError(f"no dataset has images of {pixels} values")
+    return shapes[pixels]
 
 
 def shuffled(tensors, generator):

@@ -2,21 +2,28 @@
 
     python distillation.py --T 20                  # 800-800 student at T = 20
     python distillation.py --T 1 2 4 8 20          # a temperature sweep, ending in a table
+    python distillation.py --teacher T.pt --dataset fashion-mnist --arch cnn --channels 8 16 \
+        --hint-weight 1                            # a CNN student with a hint (FitNets)
 
 The student learns from the teacher's soft targets on the transfer set (the training images,
 unjittered by default, so the teacher's logits are computed once) plus, with weight 1 - alpha,
 the hard labels. It starts from the same weights as `train.py --model small` of the same seed.
+Teacher and student may be of any architecture (--arch of the student; the teacher's is in its
+checkpoint); --hint-weight adds a hint term (see hints.py).
 """
 import dataclasses
 import json
+import math
 import os
 import time
 
 import torch
 import torch.nn.functional as F
+from dataclasses import astuple
 
 import checkpoint
 import cli
+import hints
 import layers
 import records
 import train
@@ -50,21 +57,54 @@ def soft_target_loss(T, alpha, teacher=None):
     return batch_loss
 
 
-def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, epochs=None,
-            max_steps=None, teacher_logits=None, checkpoints=None, val_set=None):
+def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, flip=False,
+            epochs=None, max_steps=None, teacher_logits=None, checkpoints=None, val_set=None,
+            hint=None):
     """Train `student` on the teacher's soft targets at params.T with weight params.alpha for
     `epochs` (default params.distill_epochs); returns fit's output. Pass `teacher_logits` of
-    the transfer images to reuse them."""
+    the transfer images to reuse them. `hint` (a hints.Hint): a one-stage run adds the hint
+    term; the second of two stages is plain distillation (see `hint_first_stage`)."""
     images, labels = train_set
     teacher.eval().requires_grad_(False)
-    cached = None
-    if not jitter:
-        cached = layers.logits_of(teacher, images) if teacher_logits is None else teacher_logits
-    loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
-    return train.fit(student, [images, labels, cached], test_set, params,
+    net, cached = student, None
+    if hint is not None and hint.stages == 1:
+        net = hints.Hinted(student, regressor_of(student, teacher, hint, images.device))
+        loss = hints.one_stage_loss(teacher, hint, lambda s, t, y: distillation_loss(
+            s, t, y, params.T, params.alpha))
+    else:
+        if not jitter:
+            cached = layers.logits_of(teacher, images) if teacher_logits is None else teacher_logits
+        loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
+    return train.fit(net, [images, labels, cached], test_set, params,
                      epochs=epochs or params.distill_epochs, lr=params.distill_lr, seed=seed,
-                     batch_loss=loss, jitter=jitter, max_steps=max_steps, checkpoints=checkpoints,
-                     warmup_steps=params.distill_warmup_steps, val_set=val_set)
+                     batch_loss=loss, jitter=jitter, flip=flip, max_steps=max_steps,
+                     checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
+                     val_set=val_set)
+
+
+def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, *, jitter=0,
+                     flip=False, max_steps=None, checkpoints=None, val_set=None):
+    """The first of two stages: the student's layers up to hint.student_layer (and the
+    regressor, then dropped) learn the hint alone for hint.epochs; the rest stays as it was."""
+    teacher.eval().requires_grad_(False)
+    hinted = hints.Hinted(student, regressor_of(student, teacher, hint, train_set[0].device))
+    frozen = hints.freeze_above(student, hint.student_layer)
+    try:
+        return train.fit(hinted, [*train_set, None], test_set, params, epochs=hint.epochs,
+                         lr=params.distill_lr, seed=seed, batch_loss=hints.first_stage_loss(
+                             teacher, hint), jitter=jitter, flip=flip, max_steps=max_steps,
+                         checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
+                         val_set=val_set)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def regressor_of(student, teacher, hint, device):
+    """The regressor from the student's hinted feature to the teacher's (seeded by the
+    student's init stream: created right after the student)."""
+    return hints.make_regressor(layers.feature_shape(student, hint.student_layer),
+                                layers.feature_shape(teacher, hint.teacher_layer)).to(device)
 
 
 def make_distill_parser(doc, sweep=True):
@@ -118,9 +158,10 @@ def read_baseline(path, config, seed):
     return errors, f"hard labels, {epochs} epochs, seed {its_seed}"
 
 
-def out_path(args, config, T, sweep):
+def out_path(args, config, T, sweep, hint=None):
     if args.out is None:
-        return cli.default_out(args, "student", config, f"_{T:g}")
+        tag = "" if hint is None else f"_hint{hint.weight:g}{'x2' if hint.stages == 2 else ''}"
+        return cli.default_out(args, "student", config, f"_{T:g}{tag}")
     return f"{args.out[:-3]}_T{T:g}.pt" if sweep else args.out
 
 
@@ -133,68 +174,163 @@ def finished_record(args, out):
         return json.load(f)
 
 
+def add_hint_flags(parser):
+    group = parser.add_argument_group("hints (feature distillation, FitNets; see hints.py)")
+    group.add_argument("--hint-weight", type=float, metavar="B",
+                       help="add B x the hint loss (MSE of the regressed student feature and "
+                            "the teacher's); 0 or absent: no hint")
+    group.add_argument("--hint-layers", nargs=2, metavar=("STUDENT", "TEACHER"),
+                       help="the features to match, e.g. stage2 stage2 or fc1 fc1 (default: "
+                            "the last conv stage of each if both are CNNs, else the last "
+                            "hidden layer of each)")
+    group.add_argument("--two-stage", action="store_true",
+                       help="FitNets' two stages: the hint alone trains the student's layers "
+                            "up to its hinted feature for --hint-epochs, then plain distillation")
+    group.add_argument("--hint-epochs", type=int, metavar="N",
+                       help="length of the first of two stages (default: a quarter of --epochs)")
+
+
+def hint_of(args, config, teacher, epochs):
+    """The run's hints.Hint from the flags, checked against both nets; None without a hint."""
+    weight = args.hint_weight
+    if weight is None or weight == 0:
+        if args.hint_layers or args.two_stage or args.hint_epochs is not None:
+            raise cli.UsageError("--hint-layers, --two-stage and --hint-epochs need a "
+                                 "--hint-weight above 0")
+        return None
+    if not (math.isfinite(weight) and weight > 0):
+        raise cli.UsageError(f"--hint-weight must be a finite number >= 0, got {weight}")
+    student = layers.build(config)
+    names = args.hint_layers or default_hint_layers(student, teacher)
+    for net, name, who in ((student, names[0], "student"), (teacher, names[1], "teacher")):
+        if name not in net.feature_names():
+            raise cli.UsageError(f"--hint-layers: the {who} ({describe(net.config())}) has no "
+                                 f"feature {name!r}; it has {', '.join(net.feature_names())}")
+    try:
+        hints.make_regressor(layers.feature_shape(student, names[0]),
+                             layers.feature_shape(teacher, names[1]))
+    except ValueError as e:
+        raise cli.UsageError(f"--hint-layers {names[0]} {names[1]}: {e}") from None
+    first = max(1, epochs // 4) if args.hint_epochs is None else args.hint_epochs
+    if args.two_stage and first < 1:
+        raise cli.UsageError(f"--hint-epochs must be >= 1, got {first}")
+    return hints.Hint(weight, names[0], names[1], 2 if args.two_stage else 1,
+                      first if args.two_stage else 0)
+
+
+def default_hint_layers(student, teacher):
+    stages = [[n for n in net.feature_names() if n.startswith("stage")] for net in (student, teacher)]
+    if all(stages):
+        return stages[0][-1], stages[1][-1]
+    return student.feature_names()[-1], teacher.feature_names()[-1]
+
+
 @cli.report_errors
 def main(argv=None):
     parser = make_distill_parser(__doc__)
     parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
-                        "with (default: models/small_model_W.json, W the student's width)")
+                        "with (default: models/small_model_W.json, W the student's width, for "
+                        "an MNIST MLP)")
+    add_hint_flags(parser)
     args, runs = parse_distill_args(parser, argv)
     device = cli.resolve_device(args.device)
     config = cli.net_config(args, runs[0], "student")
-    outs = [out_path(args, config, run.T, len(runs) > 1) for run in runs]
+    teacher = checkpoint.load_net(args.teacher, device, args.dataset)
+    hint = hint_of(args, config, teacher, runs[0].distill_epochs)
+    outs = [out_path(args, config, run.T, len(runs) > 1, hint) for run in runs]
     for out in outs:
         cli.check_writable(out)
-    jitter = cli.regularizer(args, runs[0], "student", "jitter")
-    teacher = checkpoint.load_net(args.teacher, device)
+    jitter, flip = cli.augmentation(args, runs[0], "student")
     train_set, val_set, test_set = cli.load_data(args, device)
     teacher_errors, _, _ = layers.evaluate(teacher, *test_set)
     data = checkpoint.fingerprint(*train_set)
     teacher_id = checkpoint.fingerprint(*teacher.state_dict().values())
-    teacher_logits = None if jitter else layers.logits_of(teacher, train_set[0])
-    baseline = args.baseline or os.path.join("models", f"small_model_{cli.width_name(config)}.json")
-    baseline_errors, baseline_note = read_baseline(baseline, config, args.seed)
+    teacher_logits = None if jitter or hint else layers.logits_of(teacher, train_set[0])
     rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
-             args.teacher),
-            (f"small {describe(config)}", baseline_errors, len(test_set[1]), baseline_note)]
+             args.teacher), baseline_row(args, config, len(test_set[1]))]
     results = []
     for run, out in zip(runs, outs):
         record = finished_record(args, out)
         if record is None:
             record = distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
-                                 (train_set, val_set, test_set), device, jitter, data, teacher_id)
+                                 (train_set, val_set, test_set), device, (jitter, flip), data,
+                                 teacher_id, hint)
         else:
             print(f"--resume: {out} had finished; its results are kept")
         results.append(record)
         rows.append((f"distilled {record['architecture']} T={run.T:g}", record["test_errors"],
-                     record["test_count"], f"alpha {run.alpha:g}, {record['epochs']} epochs"))
+                     record["test_count"], f"alpha {run.alpha:g}, {record['epochs']} epochs"
+                     + (f", hint {hint.weight:g}" if hint else "")))
     records.print_summary(rows)
     return results
 
 
+def baseline_row(args, config, test_count):
+    """The summary row of the hard-label net of the student's architecture, if known."""
+    path = args.baseline
+    if path is None and args.dataset == "mnist" and args.arch == "mlp":
+        path = os.path.join("models", f"small_model_{cli.width_name(config)}.json")
+    errors, note = (None, "pass --baseline RESULTS.json") if path is None else read_baseline(
+        path, config, args.seed)
+    return (f"small {describe(config)}", errors, test_count, note)
+
+
 def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits, sets, device,
-                jitter, data, teacher_id):
+                augment, data, teacher_id, hint=None):
     """Train, save and return the record of one student of a (possibly one-T) sweep."""
-    train_set, val_set, test_set = sets
+    (train_set, val_set, test_set), (jitter, flip) = sets, augment
     started = time.perf_counter()
     student = train.init_net(config, args.seed, device)
     print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
           f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
-          f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}")
-    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data,
-                                            jitter=jitter, teacher=teacher_id)
+          f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}"
+          + (f", hint {hint.student_layer}->{hint.teacher_layer} x{hint.weight:g}"
+             f"{f', first stage {hint.epochs} epochs' if hint.stages == 2 else ''}" if hint else ""))
+    more = {"jitter": jitter, "teacher": teacher_id, **({"flip": flip} if flip else {}),
+            **({"hint": list(astuple(hint))} if hint else {})}
     epochs, max_steps = cli.run_length(args, run.distill_epochs)
+    first_stage = None
+    if hint is not None and hint.stages == 2:
+        first_stage = first_stage_of(args, run, out, config, student, teacher, sets, augment,
+                                     data, more, hint)
+    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data, **more)
     history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
-                              jitter=jitter, epochs=epochs, max_steps=max_steps,
+                              jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
                               teacher_logits=teacher_logits, checkpoints=checkpoints,
-                              val_set=val_set)
+                              val_set=val_set, hint=hint)
+    hinted = {} if hint is None else {
+        "hint_weight": hint.weight, "hint_layers": [hint.student_layer, hint.teacher_layer],
+        "hint_stages": hint.stages, "hint_epochs": hint.epochs,
+        **({"first_stage_history": first_stage} if first_stage is not None else {})}
     record = records.run_record(args, run, "student", student, len(train_set[1]), test_set,
                                 history, timing, time.perf_counter() - started, device,
                                 val_set=val_set, T=run.T, alpha=run.alpha, jitter=jitter,
-                                teacher=args.teacher, teacher_test_errors=teacher_errors)
+                                flip=flip, teacher=args.teacher, teacher_test_errors=teacher_errors,
+                                teacher_architecture=describe(teacher.config()), **hinted)
     if not args.dry_run:
         print(f"wrote {out} and {checkpoint.save_run(out, student, record)}")
         checkpoints.finish()
     return record
+
+
+def first_stage_of(args, run, out, config, student, teacher, sets, augment, data, more, hint):
+    """Run the first of two hint stages (skipped when resuming a second stage, whose saved
+    state holds its result); returns its history."""
+    (train_set, val_set, test_set), (jitter, flip) = sets, augment
+    if args.resume and os.path.exists(checkpoint.resume_path(out)):
+        return []
+    print(f"first stage: the hint alone, {hint.epochs} epochs, layers up to "
+          f"{hint.student_layer}")
+    stage_out = f"{out[:-3]}_stage1.pt"
+    checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, data, **more)
+    max_steps = cli.run_length(args, hint.epochs)[1]
+    history, _ = hint_first_stage(student, teacher, train_set, test_set, run, args.seed, hint,
+                                  jitter=jitter, flip=flip, max_steps=max_steps,
+                                  checkpoints=checkpoints, val_set=val_set)
+    if checkpoints:
+        checkpoints.finish()
+    print("second stage: plain distillation of the whole student")
+    return history
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 
 import checkpoint
 import cli
+import dataset
 import distillation
 import layers
 import records
@@ -83,7 +84,7 @@ def dark_knowledge_report(net, test_set, missing):
     errors, per_class, predictions = layers.evaluate(net, images, labels)
     in_missing = torch.isin(labels, torch.as_tensor(missing, device=labels.device))
     missed = predictions[in_missing & (predictions != labels)]
-    taken_for = torch.bincount(missed, minlength=10).tolist()
+    taken_for = torch.bincount(missed, minlength=net.classes).tolist()
     return {"test_errors": errors, "per_class_errors": per_class, "test_count": len(labels),
             "missing_class_errors": sum(per_class[c] for c in missing),
             "missing_class_count": int(in_missing.sum()),
@@ -132,8 +133,8 @@ def parse_args(argv):
         raise cli.UsageError(f"--bias-shift must be a finite number, got {args.bias_shift}")
     if not args.omit and not args.only:
         args.omit = [3]
-    if len(set(args.only)) == 10:
-        raise cli.UsageError("--only keeps all ten classes: no class is missing")
+    if len(set(args.only)) == dataset.DATASETS[args.dataset].classes:
+        raise cli.UsageError("--only keeps every class: no class is missing")
     return args, runs[0]
 
 
@@ -203,7 +204,7 @@ def main(argv=None):
     for role, path in outs.items():
         if role == "student" or not args.no_baseline:
             cli.check_writable(path)
-    teacher = checkpoint.load_net(args.teacher, device)
+    teacher = checkpoint.load_net(args.teacher, device, args.dataset)
     all_train, val_set, test_set = cli.load_data(args, device, all_classes=True)
     transfer = cli.kept_classes(args, all_train)
     missing, shifted_classes = missing_classes(args), sorted(set(args.omit or args.only))

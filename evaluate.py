@@ -5,8 +5,9 @@
     python evaluate.py models/cumbersome_model_1200.pt --holdout 10000 --json OUT.json
 
 Reads any OUT.pt these scripts wrote (weights only; the architecture comes from the checkpoint's
-config) and scores it on the 10,000 MNIST test images; with --holdout N also on the N training
-images the scripts' --holdout N keeps out of training, and on the rest of the training images.
+config) and scores it on the test images of its --dataset (MNIST by default); with --holdout N
+also on the N training images the scripts' --holdout N keeps out of training, and on the rest of
+the training images.
 """
 import argparse
 import json
@@ -35,8 +36,10 @@ def print_confusion(matrix):
 def main(argv=None):
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoints (.pt) to score")
+    parser.add_argument("--dataset", choices=list(dataset.DATASETS), default="mnist",
+                        help="the test images to score on (default: %(default)s)")
     parser.add_argument("--data-dir", default="data",
-                        help="MNIST root, downloaded there if absent (default: %(default)s)")
+                        help="datasets' root, downloaded there if absent (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--confusion", action="store_true", help="also print each confusion matrix")
     parser.add_argument("--holdout", type=int, default=0, metavar="N",
@@ -48,10 +51,10 @@ def main(argv=None):
     cli.check_holdout(args.holdout)
     if args.json:
         cli.check_writable(args.json)
-    nets = [(path, checkpoint.load_net(path, device)) for path in args.checkpoints]
+    nets = [(path, checkpoint.load_net(path, device, args.dataset)) for path in args.checkpoints]
     sets = scored_sets(args, device)
     results = []
-    print(f"{'checkpoint':<44} {'images':<16} {'errors':>6} {'error %':>7}  errors per class 0-9")
+    print(f"{'checkpoint':<44} {'images':<16} {'errors':>6} {'error %':>7}  errors per class")
     for path, net in nets:
         result = {"checkpoint": path, "net": layers.describe(net.config())}
         for name, (images, labels) in sets.items():
@@ -59,7 +62,7 @@ def main(argv=None):
             print(f"{path:<44} {name:<16} {errors:>6} {100 * errors / len(labels):>7.2f}  "
                   f"{' '.join(map(str, per_class))}")
             if args.confusion:
-                print_confusion(confusion_matrix(labels, predictions))
+                print_confusion(confusion_matrix(labels, predictions, net.classes))
             result.update({f"{name}_errors": errors, f"{name}_count": len(labels),
                            f"{name}_per_class_errors": per_class})
         results.append(result)
@@ -72,10 +75,10 @@ def main(argv=None):
 def scored_sets(args, device):
     """{name: (images, labels)}: the test set, and with --holdout the two training parts."""
     try:
-        sets = {"test": dataset.load_mnist(args.data_dir, train=False, device=device)}
+        sets = {"test": dataset.load(args.data_dir, False, device, args.dataset)}
         if args.holdout:
-            kept, held = dataset.holdout_split(*dataset.load_mnist(args.data_dir, True, device),
-                                               args.holdout)
+            kept, held = dataset.holdout_split(
+                *dataset.load(args.data_dir, True, device, args.dataset), args.holdout)
             sets.update(held_out=held, train_rest=kept)
     except dataset.DataError as e:
         raise cli.UsageError(str(e)) from None

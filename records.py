@@ -17,7 +17,8 @@ def run_record(args, params, role, net, train_count, test_set, history, timing, 
     errors, per_class, _ = evaluate(net, *test_set)
     held_out = {} if val_set is None else {"val_errors": evaluate(net, *val_set)[0],
                                            "val_count": len(val_set[1])}
-    return {"model": role, "architecture": describe(net.config()), "config": net.config(),
+    return {"model": role, "dataset": args.dataset, "architecture": describe(net.config()),
+            "config": net.config(),
             "test_errors": errors, "per_class_errors": per_class, "test_count": len(test_set[1]),
             "holdout": args.holdout, **held_out,
             "epochs": len(history), "seed": args.seed, "params": tp.as_dict(params),
@@ -68,7 +69,8 @@ def format_seconds(s):
 
 def print_summary(rows):
     """rows: list of (name, errors or None, test_count, note)."""
-    print(f"\n{'model':<34} {'test errors':>11} {'error %':>8}  note")
+    width = max([34] + [len(row[0]) for row in rows])
+    print(f"\n{'model':<{width}} {'test errors':>11} {'error %':>8}  note")
     for name, errors, count, note in rows:
         shown = ("-", "-") if errors is None else (errors, f"{100 * errors / count:.2f}")
-        print(f"{name:<34} {shown[0]:>11} {shown[1]:>8}  {note}")
+        print(f"{name:<{width}} {shown[0]:>11} {shown[1]:>8}  {note}")

@@ -19,7 +19,7 @@ import records
 import training_params as tp
 from cli import Diverged, Interrupted
 from checkpoint import interrupt_after_step
-from layers import MLP, describe, evaluate
+from layers import build, describe, evaluate
 from records import format_seconds
 
 
@@ -27,7 +27,7 @@ def init_net(config, seed, device):
     """A fresh net whose initial weights depend on the config and seed only, so the small net
     and the distilled student of one seed start from identical weights."""
     torch.manual_seed(seed)
-    return MLP(**config).to(device)
+    return build(config).to(device)
 
 
 def hard_label_loss(net, images, labels, _extra):
@@ -52,7 +52,7 @@ def set_momentum(optimizer, params, epoch):
         group["dampening"] = momentum if params.dampening else 0.0
 
 
-def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitter=0,
+def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitter=0, flip=False,
         max_steps=None, checkpoints=None, warmup_steps=0, val_set=None):
     """Train `net` for `epochs` epochs at peak rate `lr`; returns (history, timing).
 
@@ -62,7 +62,9 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     epoch; the test set (and the held-out `val_set`, if any) is evaluated after each epoch. With
     `checkpoints` (a Checkpoints), the full training state is saved every few epochs and on a
     first Ctrl-C, and a resumed run continues bit for bit where it stopped.
-    `warmup_steps`: optimizer steps of linear lr rise (at most a quarter of the run)."""
+    `warmup_steps`: optimizer steps of linear lr rise (at most a quarter of the run).
+    `jitter`, `flip`: each epoch's images shifted by up to `jitter` px (and half of them
+    mirrored), see `dataset.augment`."""
     optimizer = make_optimizer(net, params, lr)
     generator = torch.Generator().manual_seed(dataset.data_seed(seed))
     n, bs = len(train_set[1]), params.batch_size
@@ -84,7 +86,7 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
             set_momentum(optimizer, params, epoch)
             epoch_start_rng = generator.get_state()  # a resume redoes this epoch's shuffle and jitter
             images, labels, extra = dataset.shuffled(train_set, generator)
-            images = dataset.jitter(images, jitter, generator)
+            images = dataset.augment(images, generator, jitter, flip)
             for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
                 if step == steps:
                     break
@@ -190,21 +192,23 @@ def main(argv=None):
     out = args.out or cli.default_out(args, role, config)
     cli.check_writable(out)
     epochs, max_steps = cli.run_length(args, params.teacher_epochs if role == "teacher" else params.epochs)
-    jitter = cli.regularizer(args, params, role, "jitter")
+    jitter, flip = cli.augmentation(args, params, role)
 
     started = time.perf_counter()
     train_set, val_set, test_set = cli.load_data(args, device)
     net = init_net(config, args.seed, device)
     print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
-          f"{epochs} epochs, {type(params).__name__}, jitter {jitter}, seed {args.seed}")
+          f"{epochs} epochs, {type(params).__name__}, jitter {jitter}{', flips' if flip else ''}, "
+          f"seed {args.seed}")
     checkpoints = checkpoint.checkpoints_of(args, out, role, params, config,
-                                            checkpoint.fingerprint(*train_set), jitter=jitter)
+                                            checkpoint.fingerprint(*train_set), jitter=jitter,
+                                            **({"flip": flip} if flip else {}))
     history, timing = fit(net, [*train_set, None], test_set, params, epochs=epochs, lr=params.lr,
-                          seed=args.seed, batch_loss=hard_label_loss, jitter=jitter,
+                          seed=args.seed, batch_loss=hard_label_loss, jitter=jitter, flip=flip,
                           max_steps=max_steps, checkpoints=checkpoints, val_set=val_set)
     record = records.run_record(args, params, role, net, len(train_set[1]), test_set, history,
                                 timing, time.perf_counter() - started, device, val_set=val_set,
-                                jitter=jitter)
+                                jitter=jitter, flip=flip)
     if args.dry_run:
         print("dry run: nothing written")
     else:

@@ -1,5 +1,4 @@
 """Dataset helpers and the MLP, each checked against an independent numpy reference."""
-import argparse
 
 import numpy as np
 import pytest
@@ -75,7 +74,7 @@ def test_batches_cover_every_example_once_in_shuffled_order():
 
 def test_load_mnist_reads_idx_files(tiny_mnist):
     from conftest import synthetic_digits
-    images, labels = dataset.load_mnist(tiny_mnist, train=True)
+    images, labels = dataset.load(tiny_mnist, train=True)
     expected_images, expected_labels = synthetic_digits(400, 0)
     assert images.shape == (400, 784) and images.dtype == torch.uint8
     assert labels.tolist() == expected_labels.tolist()
@@ -106,7 +105,7 @@ def test_max_norm_holds_after_a_step():
 
 def test_mlp_config_rebuilds_the_same_net_and_init_std():
     net = MLP(hidden=[30, 20, 10], dropout_input=0.2, dropout_hidden=0.5, max_norm=3, init_std=0.01)
-    assert MLP(**net.config()).config() == net.config()
+    assert layers.build(net.config()).config() == net.config()
     assert [l.out_features for l in net.layers] == [30, 20, 10, 10]
     assert abs(net.layers[0].weight.std().item() - 0.01) < 0.001
     assert net.layers[0].bias.abs().max().item() == 0
@@ -124,7 +123,7 @@ def test_dropout_only_in_training_and_input_is_standardized():
 
 
 def test_small_net_and_student_start_from_identical_weights():
-    args = argparse.Namespace(hidden=[800], dropout_input=None, dropout_hidden=None, max_norm=None)
+    args = cli.make_parser("").parse_args(["--hidden", "800"])
     params = tp.LocalParams()
     small = train.init_net(cli.net_config(args, params, "small"), 7, "cpu")
     student = train.init_net(cli.net_config(args, params, "student"), 7, "cpu")
@@ -195,7 +194,7 @@ def test_weight_average_follows_the_hand_computed_ema(tiny_mnist):
     """fit with --ema d returns d-averaged weights of the very trajectory it trains without it."""
     import dataset
     import train
-    train_set, test_set = (dataset.load_mnist(tiny_mnist, split) for split in (True, False))
+    train_set, test_set = (dataset.load(tiny_mnist, split) for split in (True, False))
     params = tp.LocalParams(batch_size=100)
     seen = []
 

@@ -89,7 +89,7 @@ def test_end_to_end_without_threes(trained, tmp_path, capsys):
              "student_baseline_shift", "student_baseline_autoshift"]
     written = sorted(os.listdir(tmp_path))
     assert written == sorted([f"{n}.{e}" for n in names for e in ("pt", "json")])
-    test_set = dataset.load_mnist(trained["data"], False)
+    test_set = dataset.load(trained["data"], False)
     as_trained = checkpoint.load_net(out, "cpu")
     for name in names:
         path = str(tmp_path / f"{name}.pt")
@@ -133,8 +133,8 @@ def test_the_honest_shift_never_looks_at_the_test_set(trained, tmp_path):
 
 
 @pytest.mark.parametrize("argv,word", [
-    (["--omit", "10"], "class 10"), (["--omit", *map(str, range(10))], "all ten"),
-    (["--only", *map(str, range(10))], "all ten"), (["--omit", "3", "--only", "7"], "not allowed"),
+    (["--omit", "10"], "class 10"), (["--omit", *map(str, range(10))], "all 10 classes"),
+    (["--only", *map(str, range(10))], "every class"), (["--omit", "3", "--only", "7"], "not allowed"),
     (["--T", "1", "4"], "unrecognized arguments: 4"), (["--bias-shift", "nan"], "--bias-shift")])
 def test_bad_input(trained, tmp_path, capsys, argv, word):
     out = str(tmp_path / "x.pt")

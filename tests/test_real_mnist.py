@@ -20,7 +20,7 @@ def needs_real_mnist(real_mnist):
 
 @pytest.fixture
 def test_set(needs_real_mnist):
-    return dataset.load_mnist(REAL_MNIST, train=False)
+    return dataset.load(REAL_MNIST, train=False)
 
 
 def test_real_mnist_has_the_canonical_counts(test_set):

@@ -120,7 +120,7 @@ def test_the_same_command_twice_gives_identical_results(tiny_mnist, reference, t
 
 
 def test_divergence_names_the_epoch_and_keeps_the_last_good_checkpoint(tiny_mnist, tmp_path):
-    train_set, test_set = (dataset.load_mnist(tiny_mnist, split) for split in (True, False))
+    train_set, test_set = (dataset.load(tiny_mnist, split) for split in (True, False))
     params = tp.LocalParams(batch_size=50)
     net = train.init_net({"hidden": [16, 16]}, 1, "cpu")
     out = str(tmp_path / "net.pt")

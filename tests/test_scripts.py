@@ -30,7 +30,7 @@ def test_train_writes_checkpoint_and_results_that_agree(trained):
         assert record["test_errors"] < 20, "the synthetic digits are easy"
         net = checkpoint.load_net(trained[kind], "cpu")        # weights_only load, rebuilt from config
         import dataset
-        errors, per_class, _ = layers.evaluate(net, *dataset.load_mnist(trained["data"], False))
+        errors, per_class, _ = layers.evaluate(net, *dataset.load(trained["data"], False))
         assert (errors, per_class) == (record["test_errors"], record["per_class_errors"])
     teacher = read_json(trained["teacher"])
     assert teacher["config"]["dropout_input"] == 0.2 and teacher["jitter"] == 2
@@ -115,7 +115,7 @@ BAD_DISTILL = [
     (["--holdout", "-1"], "--holdout"), (["--holdout", "400"], "--holdout"),
     (["--subset", "0"], "--subset"), (["--subset", "1.5"], "--subset"), (["--subset", "nan"], "--subset"),
     (["--omit", "10"], "class 10"), (["--only", "-1"], "class -1"),
-    (["--omit", *map(str, range(10))], "all ten"), (["--omit", "3", "--only", "7"], "not allowed"),
+    (["--omit", *map(str, range(10))], "all 10 classes"), (["--omit", "3", "--only", "7"], "not allowed"),
     (["--epochs", "0"], "--epochs"), (["--lr", "-1"], "--lr"), (["--batch-size", "0"], "--batch-size"),
     (["--device", "tpu"], "--device"), (["--params", "huge"], "--params"), (["--T", "warm"], "--T"),
     (["--alpha", "nan"], "--alpha"), (["--T", "20", "20.0"], "twice"), (["--out", "student"], ".pt"),
@@ -151,15 +151,18 @@ def broken_teachers(trained, folder):
     ckpt = torch.load(trained["teacher"], weights_only=True)
     mismatched = dict(ckpt, config=dict(ckpt["config"], hidden=[1200, 1200]))
     diverged = dict(ckpt, state_dict={k: v * float("nan") for k, v in ckpt["state_dict"].items()})
-    other_task = {"state_dict": train.MLP(hidden=[8], in_features=100).state_dict(),
-                  "config": train.MLP(hidden=[8], in_features=100).config()}
+    other_task = {"state_dict": layers.MLP(hidden=[8], in_features=100).state_dict(),
+                  "config": layers.MLP(hidden=[8], in_features=100).config()}
+    cifar = layers.CNN(channels=[4], hidden=[8], in_shape=(3, 32, 32))
+    cifar_teacher = {"state_dict": cifar.state_dict(), "config": cifar.config()}
     paths = []
     for name, content in cases.items():
         if content is not None:
             (folder / name).write_bytes(content)
         paths.append((str(folder / name), "missing" if content is None else "not a readable"))
     for name, obj, word in (("mismatch.pt", mismatched, "do not fit"),
-                            ("other.pt", other_task, "not an MNIST"),
+                            ("other.pt", other_task, "takes 100 pixels"),
+                            ("cifar.pt", cifar_teacher, "takes 3072 pixels"),
                             ("nan.pt", diverged, "non-finite"),
                             ("bare_state_dict.pt", ckpt["state_dict"], "not a readable")):
         torch.save(obj, str(folder / name))
@@ -268,10 +271,10 @@ def count_teacher_forwards(trained, jitter):
     teacher = checkpoint.load_net(trained["teacher"], "cpu")
     calls = []
     teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
-    train_set = dataset.load_mnist(trained["data"], True)
+    train_set = dataset.load(trained["data"], True)
     student = train.init_net({"hidden": [16, 16]}, 0, "cpu")
     params = distillation.tp.LocalParams(distill_epochs=3, batch_size=100, T=20.0, alpha=0.9)
-    distillation.distill(student, teacher, train_set, dataset.load_mnist(trained["data"], False),
+    distillation.distill(student, teacher, train_set, dataset.load(trained["data"], False),
                          params, 0, jitter=jitter)
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
     return calls
@@ -375,7 +378,7 @@ def test_a_short_demo_on_a_subset_learns(trained, tmp_path):
 
 def test_holdout_is_a_fixed_split_kept_out_of_training(trained, tmp_path):
     import dataset
-    images, labels = dataset.load_mnist(trained["data"], True)
+    images, labels = dataset.load(trained["data"], True)
     (kept, kept_labels), (held, held_labels) = dataset.holdout_split(images, labels, 100)
     assert len(held) == 100 and len(kept) == 300
     rows = {tuple(r.tolist()) for r in images}
@@ -412,7 +415,7 @@ def test_evaluate_scores_the_held_out_split_too(trained, tmp_path):
     [r] = evaluate.main([trained["small"], "--data-dir", trained["data"], "--holdout", "100",
                          "--json", str(out)])
     assert (r["held_out_count"], r["train_rest_count"]) == (100, 300)
-    held = dataset.holdout_split(*dataset.load_mnist(trained["data"], True), 100)[1]
+    held = dataset.holdout_split(*dataset.load(trained["data"], True), 100)[1]
     assert r["held_out_errors"] == layers.evaluate(checkpoint.load_net(trained["small"], "cpu"), *held)[0]
     assert json.loads(out.read_text())["results"][0]["held_out_errors"] == r["held_out_errors"]
 
@@ -442,12 +445,16 @@ def test_the_baseline_must_have_the_students_width(trained, tmp_path, capsys):
 
 def test_default_names_carry_the_seed_and_what_sets_a_run_apart():
     import argparse
-    args = argparse.Namespace(seed=3, holdout=0, subset=1.0)
+    args = argparse.Namespace(seed=3, holdout=0, subset=1.0, dataset="mnist")
     assert cli.default_out(args, "student", {"hidden": [800, 800]}, "_20") == \
         os.path.join("runs", "distilled_model_800_20_s3.pt")
-    args = argparse.Namespace(seed=1, holdout=10000, subset=0.03)
+    args = argparse.Namespace(seed=1, holdout=10000, subset=0.03, dataset="mnist")
     assert cli.default_out(args, "small", {"hidden": [300, 300]}, tag="wo3") == \
         os.path.join("runs", "small_model_wo3_300_sub0.03_h10000_s1.pt")
+    args = argparse.Namespace(seed=2, holdout=0, subset=1.0, dataset="fashion-mnist")
+    cnn = {"arch": "cnn", "channels": [16, 32], "hidden": [128]}
+    assert cli.default_out(args, "teacher", cnn) == \
+        os.path.join("runs", "cumbersome_model_fashion-mnist_cnn16x32-128_s2.pt")
 
 
 def test_help_puts_everyday_flags_first_with_their_defaults():
