@@ -1,6 +1,9 @@
-"""Shared fixtures: a tiny synthetic MNIST written as real IDX files, and the real data path."""
+"""Shared fixtures: a tiny synthetic MNIST written as real IDX files, tiny CIFAR-10/100 written as
+CIFAR's real pickled batches, and the real data paths (MNIST, Fashion-MNIST)."""
+import hashlib
 import json
 import os
+import pickle
 import struct
 import sys
 
@@ -15,13 +18,16 @@ sys.path.insert(0, ROOT)
 REAL_MNIST = next((path for path in (os.path.join(ROOT, "..", "shared", "data", "mnist"),
                                      os.path.join(ROOT, "data")) if os.path.isdir(path)),
                   os.path.join(ROOT, "data"))
+REAL_FASHION = next((path for path in (os.path.join(ROOT, "..", "shared", "data", "fashion-mnist"),
+                                       os.path.join(ROOT, "data")) if os.path.isdir(path)),
+                    os.path.join(ROOT, "data"))
 
 if "OMP_NUM_THREADS" not in os.environ:  # the user's choice stands; else the 2 cores CI has
     torch.set_num_threads(2)
 
 
-def has_real_mnist(root=REAL_MNIST):
-    raw = os.path.join(root, "MNIST", "raw")
+def has_real_data(root, folder="MNIST"):
+    raw = os.path.join(root, folder, "raw")
     return os.path.isdir(raw) and any(name.startswith("t10k-images") for name in os.listdir(raw))
 
 
@@ -30,15 +36,20 @@ def real_mnist():
     return real_mnist_or_skip(REAL_MNIST)
 
 
-def real_mnist_or_skip(root):
-    """The real MNIST's root. Missing, it skips the test with one line saying where it looked,
-    or fails it under CI (CI=true), where the data is part of the setup."""
-    if has_real_mnist(root):
+@pytest.fixture
+def real_fashion():
+    return real_mnist_or_skip(REAL_FASHION, "FashionMNIST", "fashion-mnist")
+
+
+def real_mnist_or_skip(root, folder="MNIST", shared="mnist"):
+    """The real MNIST's (or FashionMNIST's) root. Missing, it skips the test with one line
+    saying where it looked, or fails it under CI (CI=true), where the data is part of the setup."""
+    if has_real_data(root, folder):
         return root
-    looked = " and ".join(os.path.normpath(os.path.join(p, "MNIST", "raw")) for p in
-                          (os.path.join(ROOT, "..", "shared", "data", "mnist"), os.path.join(ROOT, "data")))
-    message = (f"real MNIST not found in {looked}; get it with: python -c \"from torchvision."
-               f"datasets import MNIST; MNIST('data', download=True)\"")
+    looked = " and ".join(os.path.normpath(os.path.join(p, folder, "raw")) for p in
+                          (os.path.join(ROOT, "..", "shared", "data", shared), os.path.join(ROOT, "data")))
+    message = (f"real {folder} not found in {looked}; get it with: python -c \"from torchvision."
+               f"datasets import {folder}; {folder}('data', download=True)\"")
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -98,3 +109,35 @@ def trained(tiny_mnist, tmp_path_factory):
 def read_json(pt_path):
     with open(pt_path[:-3] + ".json") as f:
         return json.load(f)
+
+
+def write_cifar(root, monkeypatch, hundred=False, n_train=60, n_test=20):
+    """Tiny CIFAR-10 (or -100) in CIFAR's on-disk format: pickled dicts of uint8 rows of 3072
+    values (1024 red, then green, then blue) and their labels, plus the meta file. torchvision
+    checks each file's md5, so the test makes torchvision expect these files' sums."""
+    import torchvision.datasets as tvd
+    cls = tvd.CIFAR100 if hundred else tvd.CIFAR10
+    folder = os.path.join(root, cls.base_folder)
+    os.makedirs(folder, exist_ok=True)
+    key, classes = ("fine_labels", 100) if hundred else ("labels", 10)
+    rng = np.random.default_rng(2)
+
+    def batch(name, n):
+        labels = (np.arange(n) % classes).tolist()
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        data[:, 0] = np.array(labels, dtype=np.uint8)  # red channel's first pixel = the label
+        path = os.path.join(folder, name)
+        with open(path, "wb") as f:
+            pickle.dump({"data": data, key: labels}, f)
+        return [name, hashlib.md5(open(path, "rb").read()).hexdigest()]
+
+    train_names = [name for name, _ in cls.train_list]
+    train_list = [batch(name, n_train // len(train_names)) for name in train_names]
+    test_list = [batch(cls.test_list[0][0], n_test)]
+    meta_path = os.path.join(folder, cls.meta["filename"])
+    with open(meta_path, "wb") as f:
+        pickle.dump({cls.meta["key"]: [f"class{i}" for i in range(classes)]}, f)
+    monkeypatch.setattr(cls, "train_list", train_list)
+    monkeypatch.setattr(cls, "test_list", test_list)
+    monkeypatch.setattr(cls, "meta", dict(cls.meta, md5=hashlib.md5(open(meta_path, "rb").read()).hexdigest()))
+    return root

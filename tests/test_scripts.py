@@ -477,3 +477,5 @@ def test_missing_real_data_skips_outside_ci_and_fails_under_it(tmp_path, monkeyp
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="real MNIST not found"):
         real_mnist_or_skip(str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="real FashionMNIST not found"):
+        real_mnist_or_skip(str(tmp_path), "FashionMNIST", "fashion-mnist")

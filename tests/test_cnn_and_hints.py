@@ -1,0 +1,188 @@
+"""CNNs, the other datasets and hints: architectures round-trip, normalization and augmentation
+by hand, the hint term and its gradients, the two-stage freeze, CIFAR from its real file format,
+bad input, and a real Fashion-MNIST smoke run."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import checkpoint
+import dataset
+import distillation
+import hints
+import layers
+import train
+import training_params as tp
+from conftest import REAL_FASHION, write_cifar
+from test_scripts import expect_bad_input
+
+CIFAR_NET = dict(channels=[4, 8], kernel=3, convs=2, batch_norm=True, hidden=[16],
+                 in_shape=(3, 32, 32), classes=100, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+
+
+@pytest.mark.parametrize("net", [
+    layers.CNN(),                                            # the classic MNIST teacher
+    layers.CNN(**CIFAR_NET, dropout_hidden=0.5, max_norm=2.0),
+    layers.MLP(hidden=[12], in_features=3072, classes=10, mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2)),
+])
+def test_each_architecture_rebuilds_from_its_config_and_round_trips(net, tmp_path):
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (5, net.in_features), dtype=torch.uint8)
+    if getattr(net, "batch_norm", False):
+        net.train()(x.float() / 255)  # move the running statistics off their initial values
+    out = str(tmp_path / "net.pt")
+    checkpoint.save_run(out, net, {"model": "teacher", "test_errors": 0})
+    loaded = checkpoint.load_net(out, "cpu")
+    assert type(loaded) is type(net) and loaded.config() == net.config()
+    assert torch.equal(loaded(x), net.eval()(x))
+
+
+def test_the_classic_cnn_counts_by_hand():
+    net = layers.CNN(channels=[32], kernel=5, hidden=[128])
+    # conv 5x5, 'same' padding: 28*28 positions x 32 filters x 25 weights; pooled 14*14*32 -> 128 -> 10
+    assert layers.multiply_adds(net) == 28 * 28 * 32 * 25 + 14 * 14 * 32 * 128 + 128 * 10
+    assert sum(p.numel() for p in net.parameters()) == (25 * 32 + 32) + (6272 * 128 + 128) + 1290
+    assert layers.describe(net.config()) == "cnn 1x28x28-c32k5-128-10"
+    assert layers.feature_shape(net, "stage1") == (32, 14, 14) and layers.feature_shape(net, "fc1") == (128,)
+
+
+def test_per_channel_standardization_by_hand():
+    x = torch.tensor([[0, 255, 51, 102]], dtype=torch.uint8)  # 2 channels of 2 pixels
+    out = layers.pixels(x, True, (0.5, 0.2), (0.25, 0.1))
+    expected = [(0 - 0.5) / 0.25, (1 - 0.5) / 0.25, (0.2 - 0.2) / 0.1, (0.4 - 0.2) / 0.1]
+    assert torch.allclose(out, torch.tensor([expected]), atol=1e-6)
+
+
+def test_color_jitter_shifts_all_channels_alike_and_flip_mirrors():
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, -1) % 200 + 1
+    shifted = dataset.jitter(images, 1, torch.Generator().manual_seed(3), (3, 4, 4)).view(2, 3, 4, 4)
+    original = images.view(2, 3, 4, 4)
+    for i in range(2):  # one (dy, dx) per image: find it on channel 0, check channels 1 and 2
+        matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                   if torch.equal(shift_by_hand(original[i, 0], dy, dx), shifted[i, 0])]
+        assert matches
+        dy, dx = matches[0]
+        for c in (1, 2):
+            assert torch.equal(shift_by_hand(original[i, c], dy, dx), shifted[i, c])
+    many = torch.arange(400 * 3 * 2 * 2, dtype=torch.int64).remainder(251).to(torch.uint8).view(400, -1)
+    flipped = dataset.flip(many, torch.Generator().manual_seed(0), (3, 2, 2)).view(400, 3, 2, 2)
+    mirrored = [torch.equal(f, m.view(3, 2, 2).flip(2)) for f, m in zip(flipped, many)]
+    unchanged = [torch.equal(f, m.view(3, 2, 2)) for f, m in zip(flipped, many)]
+    assert all(a or b for a, b in zip(mirrored, unchanged)) and 150 < sum(mirrored) < 250
+
+
+def shift_by_hand(image, dy, dx):
+    out = torch.zeros_like(image)
+    h, w = image.shape
+    for r in range(h):
+        for c in range(w):
+            if 0 <= r - dy < h and 0 <= c - dx < w:
+                out[r, c] = image[r - dy, c - dx]
+    return out
+
+
+def test_hint_term_is_zero_when_the_regressed_feature_equals_the_teacher_s():
+    regressor = hints.make_regressor((3, 5, 5), (3, 5, 5))
+    with torch.no_grad():  # make the 1x1 conv the identity
+        regressor.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        regressor.bias.zero_()
+    feature = torch.randn(4, 3, 5, 5)
+    assert hints.hint_loss(feature, feature.clone(), regressor).item() == 0.0
+    # and it is the mean squared difference otherwise: by hand
+    assert hints.hint_loss(feature, feature + 2.0, regressor).item() == pytest.approx(4.0)
+
+
+def test_hint_gradient_reaches_only_the_student_and_the_regressor():
+    torch.manual_seed(0)
+    teacher = layers.CNN(channels=[6, 8], kernel=3, hidden=[10])
+    student = layers.CNN(channels=[3, 4], kernel=3, hidden=[5])
+    hint = hints.Hint(1.0, "stage2", "stage2")
+    hinted = hints.Hinted(student, hints.make_regressor((4, 7, 7), (8, 7, 7)))
+    loss_of = hints.one_stage_loss(teacher.eval(), hint, lambda s, t, y: distillation.distillation_loss(
+        s, t, y, 4.0, 0.9))
+    x, y = torch.randint(0, 256, (8, 784), dtype=torch.uint8), torch.randint(0, 10, (8,))
+    loss_of(hinted, x, y, None).backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in hinted.parameters())
+
+
+def test_first_of_two_stages_trains_only_the_lower_layers(tiny_mnist):
+    torch.manual_seed(0)
+    train_set, test_set = (dataset.load(tiny_mnist, split) for split in (True, False))
+    teacher = layers.CNN(channels=[6, 8], kernel=3, hidden=[16])
+    student = train.init_net({"arch": "cnn", "channels": [3, 4], "kernel": 3, "hidden": [8]}, 1, "cpu")
+    before = {name: p.clone() for name, p in student.named_parameters()}
+    params = tp.LocalParams(batch_size=50, distill_warmup_steps=0)
+    distillation.hint_first_stage(student, teacher, train_set, test_set, params, 1,
+                                  hints.Hint(1.0, "stage1", "stage1", 2, 2))
+    changed = {name for name, p in student.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == {"stages.0.0.weight", "stages.0.0.bias"}  # stage 1's conv, nothing above
+    assert all(p.requires_grad for p in student.parameters())  # thawed for the second stage
+
+
+@pytest.mark.parametrize("hundred", [False, True])
+def test_cifar_loads_from_its_real_file_format_and_trains(tmp_path, monkeypatch, hundred):
+    root = write_cifar(str(tmp_path / "data"), monkeypatch, hundred)
+    name = "cifar100" if hundred else "cifar10"
+    images, labels = dataset.load(root, True, "cpu", name)
+    assert images.shape == (60, 3072) and images.dtype == torch.uint8
+    assert torch.equal(images[:, 0].long(), labels)  # red channel first, as written
+    out = str(tmp_path / "c.pt")
+    record = train.main(["--model", "teacher", "--arch", "cnn", "--channels", "4", "--kernel", "3",
+                         "--hidden", "8", "--dataset", name, "--data-dir", root, "--epochs", "1",
+                         "--batch-size", "20", "--out", out])
+    assert record["dataset"] == name and record["jitter"] == 4 and record["flip"] is True
+    assert len(record["per_class_errors"]) == (100 if hundred else 10)
+    assert checkpoint.load_net(out, "cpu", name).classes == (100 if hundred else 10)
+
+
+def test_bad_input_of_the_new_flags_is_one_line_and_writes_nothing(trained, tmp_path, capsys):
+    out = str(tmp_path / "x.pt")
+    common = ["--data-dir", trained["data"], "--out", out, "--epochs", "1"]
+    cnn_teacher = str(tmp_path / "cnn_teacher.pt")
+    train.main(["--model", "teacher", "--arch", "cnn", "--channels", "4", "6", "--kernel", "3",
+                "--hidden", "8", "--data-dir", trained["data"], "--epochs", "1", "--out", cnn_teacher])
+    student = ["--teacher", cnn_teacher, "--arch", "cnn", "--channels", "2", "3", "--kernel", "3"]
+    for argv, words in [
+            (["--dataset", "svhn"], ["invalid choice"]),
+            (["--arch", "resnet"], ["invalid choice"]),
+            (["--channels", "8"], ["--arch cnn"]),
+            (["--arch", "cnn", "--kernel", "4"], ["odd"]),
+            (["--arch", "cnn", "--channels", "4", "4", "4", "4", "4", "4"], ["to nothing"]),
+            (["--dataset", "cifar10"], ["takes 784 pixels", "3x32x32"]),
+            (student + ["--hint-weight", "-1"], ["--hint-weight"]),
+            (student + ["--hint-weight", "nan"], ["--hint-weight"]),
+            (student + ["--hint-weight", "1", "--hint-layers", "stage3", "stage2"], ["no feature 'stage3'"]),
+            (student + ["--hint-weight", "1", "--hint-layers", "stage1", "stage2"], ["sizes differ"]),
+            (student + ["--hint-weight", "1", "--hint-layers", "fc1", "stage2"], ["cannot be regressed"]),
+            (student + ["--two-stage"], ["--hint-weight"])]:
+        expect_bad_input(capsys, distillation.main, common + argv, *words, out=out)
+    assert not os.path.exists(out)
+
+
+def test_cnn_to_mlp_and_cnn_to_cnn_with_hints_run_end_to_end(trained, tmp_path):
+    teacher = str(tmp_path / "t.pt")
+    train.main(["--model", "teacher", "--arch", "cnn", "--channels", "4", "6", "--kernel", "3",
+                "--hidden", "16", "--data-dir", trained["data"], "--epochs", "2", "--out", teacher])
+    common = ["--teacher", teacher, "--data-dir", trained["data"], "--epochs", "2", "--T", "4"]
+    [mlp] = distillation.main(common + ["--hidden", "16", "--depth", "1", "--out", str(tmp_path / "m.pt")])
+    assert mlp["architecture"] == "784-16-10" and mlp["teacher_architecture"].startswith("cnn")
+    [one] = distillation.main(common + ["--arch", "cnn", "--channels", "2", "3", "--kernel", "3",
+                                        "--hint-weight", "0.5", "--out", str(tmp_path / "h1.pt")])
+    assert one["hint_weight"] == 0.5 and one["hint_layers"] == ["stage2", "stage2"] and one["hint_stages"] == 1
+    [two] = distillation.main(common + ["--arch", "cnn", "--channels", "2", "3", "--kernel", "3",
+                                        "--hint-weight", "1", "--two-stage", "--hint-epochs", "1",
+                                        "--out", str(tmp_path / "h2.pt")])
+    assert two["hint_stages"] == 2 and len(two["first_stage_history"]) == 1 and two["epochs"] == 2
+    assert not any(name.endswith(".resume.pt") for name in os.listdir(tmp_path))
+
+
+def test_one_short_epoch_of_a_cnn_on_real_fashion_mnist(real_fashion, tmp_path):
+    record = train.main(["--model", "small", "--arch", "cnn", "--channels", "8", "--kernel", "3",
+                         "--hidden", "32", "--dataset", "fashion-mnist", "--data-dir", real_fashion,
+                         "--epochs", "1", "--subset", "0.2", "--out", str(tmp_path / "f.pt")])
+    # 12,000 images, one epoch: a small CNN is well past chance (9,000 errors) on Fashion-MNIST
+    assert record["test_count"] == 10000 and record["test_errors"] < 2500
+    labels = dataset.load(real_fashion, False, "cpu", "fashion-mnist")[1]
+    assert np.array_equal(labels.bincount().numpy(), np.full(10, 1000))
