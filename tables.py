@@ -2,6 +2,8 @@
 
     python tables.py results/reproduction --models models              # print the tables
     python tables.py results/reproduction --models models --write README.md
+    python tables.py results/reproduction --study results/student_study --cnn results/cnn_and_hints \
+        --models models --plots docs --write README.md      # everything the README shows
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
 so nothing is typed or rounded by hand.
@@ -267,6 +269,13 @@ def study_arm(r):
     return ", ".join(changed) or "none: the starting recipe"
 
 
+def cnn_records(folder):
+    records = load_records([folder])
+    if not records:
+        fail(f"no results JSON files in {folder!r}")
+    return records
+
+
 def study_records(folder):
     records = [r for r in load_records([folder]) if r.get("holdout")]
     if not records:
@@ -293,6 +302,47 @@ def study_table(records):
     return "\n".join(lines)
 
 
+def method(r):
+    """How a net of the CNN / hint experiments learned, in words."""
+    if r["model"] != "student":
+        return "teacher (hard labels, augmented)" if r["model"] == "teacher" else "hard labels"
+    words = f"distilled, T={r['T']:g}"
+    if r.get("hint_stages") == 1:
+        words += f" + hint {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}, one stage"
+    elif r.get("hint_stages") == 2:
+        words += (f", after {r['hint_epochs']} epochs of hint {'→'.join(r['hint_layers'])} "
+                  "alone (two stages)")
+    return words
+
+
+def cnn_key(r):
+    return (r.get("dataset", "mnist"), r["model"], r["architecture"], method(r),
+            r.get("teacher_architecture", ""), r["epochs"], learning_rate(r))
+
+
+def cnn_table(records):
+    """The CNN-teacher and hint experiments: one row per (dataset, net, method) over seeds; a
+    student's gain is its test errors minus those of the same net on hard labels, per seed."""
+    groups = {}
+    for r in records:
+        groups.setdefault(cnn_key(r), []).append(r)
+    hard = {(r.get("dataset", "mnist"), r["architecture"], r["seed"]): r["test_errors"]
+            for r in records if r["model"] == "small"}
+    lines = ["| dataset | net | method | teacher | test errors | error % | vs hard labels, per "
+             "seed | seeds | epochs, lr |", "|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(groups, key=lambda k: (k[0], ORDER[k[1]], -len(k[2]), k[2], k[3])):
+        data, model, arch, how, teacher, epochs, lr = key
+        runs = sorted(groups[key], key=lambda r: r["seed"])
+        errors = [r["test_errors"] for r in runs]
+        gains = [r["test_errors"] - hard[(data, arch, r["seed"])] for r in runs
+                 if model == "student" and (data, arch, r["seed"]) in hard]
+        gain = f"{spread(gains)}" if gains and len(gains) == len(runs) else ""
+        lines.append(f"| {data} | {model} {arch} | {how} | {teacher} | {spread(errors)} | "
+                     f"{100 * statistics.mean(errors) / runs[0]['test_count']:.2f} | {gain} | "
+                     f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {epochs}, lr {lr:g} |")
+    return "\n".join(lines)
+
+
 def write_between_markers(path, text, name="results"):
     """Replace what lies between <!-- NAME:begin --> and <!-- NAME:end --> in `path`."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -315,6 +365,8 @@ def main(argv=None):
     parser.add_argument("--models", metavar="DIR", help="also a table of the checkpoints in DIR")
     parser.add_argument("--study", metavar="DIR", help="also the table of the student recipe "
                         "study: the runs in DIR with held-out images")
+    parser.add_argument("--cnn", metavar="DIR", help="also the table of the CNN-teacher and "
+                        "hint experiments: the runs in DIR")
     parser.add_argument("--plots", metavar="DIR", help="also draw the figures into DIR "
                         "(needs matplotlib, an optional extra)")
     parser.add_argument("--write", metavar="README", help="replace the table in this file")
@@ -332,7 +384,8 @@ def main(argv=None):
               "temperature-sweep": sweep_table(sweeps) if sweeps else None,
               "dark-knowledge": dark_knowledge_table(dark) if dark else None,
               "models": models_table(args.models) if args.models else None,
-              "student-study": study_table(study_records(args.study)) if args.study else None}
+              "student-study": study_table(study_records(args.study)) if args.study else None,
+              "cnn": cnn_table(cnn_records(args.cnn)) if args.cnn else None}
     for name, text in blocks.items():
         if text is None:
             continue
