@@ -340,7 +340,30 @@ def cnn_table(records):
         lines.append(f"| {data} | {model} {arch} | {how} | {teacher} | {spread(errors)} | "
                      f"{100 * statistics.mean(errors) / runs[0]['test_count']:.2f} | {gain} | "
                      f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {epochs}, lr {lr:g} |")
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + cnn_verdicts(groups))
+
+
+def cnn_verdicts(groups):
+    """Per (dataset, net trained several ways): which way won, and by how much over the next,
+    as a per-seed paired difference (mean ± std), whatever the sign."""
+    by_net = {}
+    for key, runs in groups.items():
+        if key[1] != "teacher":
+            by_net.setdefault((key[0], key[2]), []).append((key[3], {r["seed"]: r["test_errors"] for r in runs}))
+    lines = []
+    for (data, arch), ways in sorted(by_net.items()):
+        if len(ways) < 2:
+            continue
+        ways.sort(key=lambda w: statistics.mean(w[1].values()))
+        (best, a), (second, b) = ways[0], ways[1]
+        paired = [b[s] - a[s] for s in sorted(a) if s in b]
+        if len(paired) < 2:
+            continue
+        lines.append(f"- {data}, {arch}: fewest errors with *{best}* "
+                     f"({statistics.mean(a.values()):.1f}); the next, *{second}*, makes "
+                     f"{statistics.mean(paired):.1f} ± {statistics.stdev(paired):.1f} more per seed "
+                     f"(seeds {', '.join(str(s) for s in sorted(a) if s in b)}).")
+    return lines
 
 
 def write_between_markers(path, text, name="results"):

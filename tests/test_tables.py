@@ -200,3 +200,22 @@ def test_plots_without_matplotlib_is_one_line(monkeypatch, capsys, tmp_path):
         tables.main([str(tmp_path), "--plots", str(tmp_path / "figs")])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "pip install matplotlib" in err and len(err.splitlines()) == 1
+
+
+def test_cnn_table_pairs_each_student_seed_with_its_hard_label_twin():
+    def cnn_run(model, seed, errors, **more):
+        return {**record(model, seed, errors), "dataset": "fashion-mnist", "architecture": "cnn s",
+                "test_count": 10000, "params": {"name": "LocalParams", "lr": 0.03, "distill_lr": 0.03},
+                **more}
+    kd = dict(T=4.0, alpha=0.9, teacher_architecture="cnn t")
+    hint = dict(kd, hint_weight=1.0, hint_layers=["stage2", "stage2"], hint_stages=1, hint_epochs=0)
+    runs = [cnn_run("small", 1, 900), cnn_run("small", 2, 920), cnn_run("small", 3, 910),
+            cnn_run("student", 1, 880, **kd), cnn_run("student", 2, 890, **kd), cnn_run("student", 3, 900, **kd),
+            cnn_run("student", 1, 870, **hint), cnn_run("student", 2, 885, **hint), cnn_run("student", 3, 880, **hint)]
+    text = tables.cnn_table(runs)
+    kd_row = next(line for line in text.splitlines() if line.endswith("lr 0.03 |") and "T=4 |" in line)
+    # per seed: 880-900, 890-920, 900-910 = -20, -30, -10: mean -20, sample std 10
+    assert "| 890.0 ± 10.0 (880-900) | 8.90 | -20.0 ± 10.0 (-30--10) | 3 (1, 2, 3) |" in kd_row
+    # hint vs KD, paired: 10, 5, 20 -> 11.7 ± 7.6; the hint had the fewest errors
+    assert ("- fashion-mnist, cnn s: fewest errors with *distilled, T=4 + hint stage2→stage2 x1, "
+            "one stage* (878.3); the next, *distilled, T=4*, makes 11.7 ± 7.6 more per seed") in text
