@@ -246,11 +246,22 @@ def net_config(args, params, role):
     return {**config, **cnn, "in_shape": list(info.shape)}
 
 
+def dataset_of(net):
+    """The dataset whose pixel statistics the net normalizes with (they are in its config), or
+    None if none matches."""
+    return next((name for name, info in dataset.DATASETS.items()
+                 if [round(m, 4) for m in net.mean] == list(info.mean)
+                 and [round(s, 4) for s in net.std] == list(info.std)), None)
+
+
 def check_fits(net, name, what):
     """Bad input unless `net` (a loaded teacher, say) takes dataset `name`'s images and
     predicts its classes."""
     info = dataset.DATASETS[name]
     pixels = info.shape[0] * info.shape[1] * info.shape[2]
+    if net.in_features == pixels and net.classes == info.classes and dataset_of(net) not in (None, name):
+        raise UsageError(f"{what} was trained on {dataset_of(net)} (its input normalization says "
+                         f"so), not on {name}: pass one trained with --dataset {name}")
     if net.in_features != pixels or net.classes != info.classes:
         raise UsageError(f"{what} takes {net.in_features} pixels and predicts {net.classes} "
                          f"classes, but {name} has {'x'.join(map(str, info.shape))} images and "
@@ -304,12 +315,18 @@ def default_out(args, role, config, suffix="", tag=""):
 
 
 def width_name(config):
-    """'800' for two layers of 800, '1200x600' for unequal ones, 'cnn32x64-128' for a CNN (its
-    stages' filters, then its head): the net part of file names."""
+    """'800' for two layers of 800, '128d1' for one layer of 128, '1200x600' for unequal ones,
+    'cnn16x32k3bn-128' for a CNN (its stages' filters, kernel, convs per stage if more than
+    one, batch norm, then its head): the net part of file names."""
     widths = config["hidden"]
     if config.get("arch", "mlp") == "cnn":
-        return f"cnn{'x'.join(map(str, config['channels']))}-{'x'.join(map(str, widths))}"
-    return str(widths[0]) if len(set(widths)) == 1 else "x".join(map(str, widths))
+        convs = f"c{config['convs']}" if config.get("convs", 1) > 1 else ""
+        bn = "bn" if config.get("batch_norm") else ""
+        return (f"cnn{'x'.join(map(str, config['channels']))}k{config.get('kernel', 5)}{convs}{bn}"
+                f"-{'x'.join(map(str, widths))}")
+    if len(set(widths)) == 1:  # '800' for the paper's two layers, '128d1' for one of 128
+        return str(widths[0]) if len(widths) == 2 else f"{widths[0]}d{len(widths)}"
+    return "x".join(map(str, widths))
 
 
 def check_writable(out):

@@ -69,7 +69,11 @@ def measure_all(folder, threads, repeats):
         rows = []
         for path in paths:
             print(f"measuring {path} ...", file=sys.stderr, flush=True)
-            rows.append(measure(path, repeats))
+            try:
+                rows.append(measure(path, repeats))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise cli.UsageError(f"{path}: its results file {cli.json_path_of(path)!r} is "
+                                     f"missing or incomplete ({type(e).__name__}: {e})") from None
     finally:
         torch.set_num_threads(before)
     return {"hardware": records.hardware(torch.device("cpu")), "threads": threads,

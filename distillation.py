@@ -83,14 +83,14 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
 
 
 def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, *, jitter=0,
-                     flip=False, max_steps=None, checkpoints=None, val_set=None):
+                     flip=False, epochs=None, max_steps=None, checkpoints=None, val_set=None):
     """The first of two stages: the student's layers up to hint.student_layer (and the
     regressor, then dropped) learn the hint alone for hint.epochs; the rest stays as it was."""
     teacher.eval().requires_grad_(False)
     hinted = hints.Hinted(student, regressor_of(student, teacher, hint, train_set[0].device))
     frozen = hints.freeze_above(student, hint.student_layer)
     try:
-        return train.fit(hinted, [*train_set, None], test_set, params, epochs=hint.epochs,
+        return train.fit(hinted, [*train_set, None], test_set, params, epochs=epochs or hint.epochs,
                          lr=params.distill_lr, seed=seed, batch_loss=hints.first_stage_loss(
                              teacher, hint), jitter=jitter, flip=flip, max_steps=max_steps,
                          checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
@@ -145,7 +145,8 @@ def read_baseline(path, config, seed):
     net of the student's architecture; else (None, the command that trains one)."""
     widths = config["hidden"]
     hint = (f"run: python train.py --model small --hidden {' '.join(map(str, widths))} "
-            f"--seed {seed} --out {path[:-5]}.pt")
+            f"--seed {seed} --out {path[:-5]}.pt" if config.get("arch", "mlp") == "mlp" else
+            "run train.py --model small with the student's --arch, net and --dataset flags")
     try:
         with open(path) as f:
             record = json.load(f)
@@ -211,6 +212,8 @@ def hint_of(args, config, teacher, epochs):
                              layers.feature_shape(teacher, names[1]))
     except ValueError as e:
         raise cli.UsageError(f"--hint-layers {names[0]} {names[1]}: {e}") from None
+    if args.hint_epochs is not None and not args.two_stage:
+        raise cli.UsageError("--hint-epochs is the first of two stages' length: add --two-stage")
     first = max(1, epochs // 4) if args.hint_epochs is None else args.hint_epochs
     if args.two_stage and first < 1:
         raise cli.UsageError(f"--hint-epochs must be >= 1, got {first}")
@@ -289,11 +292,11 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
     more = {"jitter": jitter, "teacher": teacher_id, **({"flip": flip} if flip else {}),
             **({"hint": list(astuple(hint))} if hint else {})}
     epochs, max_steps = cli.run_length(args, run.distill_epochs)
+    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data, **more)
     first_stage = None
     if hint is not None and hint.stages == 2:
         first_stage = first_stage_of(args, run, out, config, student, teacher, sets, augment,
                                      data, more, hint)
-    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data, **more)
     history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
                               jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
                               teacher_logits=teacher_logits, checkpoints=checkpoints,
@@ -310,6 +313,8 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
     if not args.dry_run:
         print(f"wrote {out} and {checkpoint.save_run(out, student, record)}")
         checkpoints.finish()
+        if os.path.exists(f"{out[:-3]}_stage1.json"):  # now inside the results JSON
+            os.remove(f"{out[:-3]}_stage1.json")
     return record
 
 
@@ -317,18 +322,21 @@ def first_stage_of(args, run, out, config, student, teacher, sets, augment, data
     """Run the first of two hint stages (skipped when resuming a second stage, whose saved
     state holds its result); returns its history."""
     (train_set, val_set, test_set), (jitter, flip) = sets, augment
-    if args.resume and os.path.exists(checkpoint.resume_path(out)):
-        return []
+    kept = f"{out[:-3]}_stage1.json"  # the finished first stage's history, for a resume
+    if args.resume and os.path.exists(checkpoint.resume_path(out)) and os.path.exists(kept):
+        with open(kept) as f:
+            return json.load(f)
     print(f"first stage: the hint alone, {hint.epochs} epochs, layers up to "
           f"{hint.student_layer}")
     stage_out = f"{out[:-3]}_stage1.pt"
     checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, data, **more)
-    max_steps = cli.run_length(args, hint.epochs)[1]
+    epochs, max_steps = cli.run_length(args, hint.epochs)
     history, _ = hint_first_stage(student, teacher, train_set, test_set, run, args.seed, hint,
-                                  jitter=jitter, flip=flip, max_steps=max_steps,
+                                  jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
                                   checkpoints=checkpoints, val_set=val_set)
     if checkpoints:
         checkpoints.finish()
+        checkpoint.write_atomic({kept: lambda f: f.write(json.dumps(history).encode())})
     print("second stage: plain distillation of the whole student")
     return history
 

@@ -36,8 +36,9 @@ def print_confusion(matrix):
 def main(argv=None):
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoints (.pt) to score")
-    parser.add_argument("--dataset", choices=list(dataset.DATASETS), default="mnist",
-                        help="the test images to score on (default: %(default)s)")
+    parser.add_argument("--dataset", choices=list(dataset.DATASETS),
+                        help="the test images to score on (default: the first checkpoint's own, "
+                             "read from its input normalization)")
     parser.add_argument("--data-dir", default="data",
                         help="datasets' root, downloaded there if absent (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -51,6 +52,8 @@ def main(argv=None):
     cli.check_holdout(args.holdout)
     if args.json:
         cli.check_writable(args.json)
+    if args.dataset is None:
+        args.dataset = cli.dataset_of(checkpoint.load_net(args.checkpoints[0], "cpu")) or "mnist"
     nets = [(path, checkpoint.load_net(path, device, args.dataset)) for path in args.checkpoints]
     sets = scored_sets(args, device)
     results = []
@@ -77,8 +80,11 @@ def scored_sets(args, device):
     try:
         sets = {"test": dataset.load(args.data_dir, False, device, args.dataset)}
         if args.holdout:
-            kept, held = dataset.holdout_split(
-                *dataset.load(args.data_dir, True, device, args.dataset), args.holdout)
+            train = dataset.load(args.data_dir, True, device, args.dataset)
+            if args.holdout >= len(train[1]):
+                raise cli.UsageError(f"--holdout {args.holdout} leaves no training image "
+                                     f"({args.dataset} has {len(train[1])})")
+            kept, held = dataset.holdout_split(*train, args.holdout)
             sets.update(held_out=held, train_rest=kept)
     except dataset.DataError as e:
         raise cli.UsageError(str(e)) from None

@@ -90,8 +90,8 @@ class MLP(nn.Module):
 
 class CNN(nn.Module):
     """Conv stages, then an MLP head. Stage i: `convs` x (k x k conv with `channels[i]` filters,
-    'same' padding, [batch norm], ReLU), then a 2x2 max-pool and hidden dropout. Head: hidden
-    layers (ReLU, dropout; max-norm applies to them), then the classes. Features: stage1, ...
+    'same' padding, [batch norm], ReLU), then a 2x2 max-pool. Head: hidden layers (ReLU, hidden
+    dropout; max-norm applies to them), then the classes; input dropout, if any, on the pixels. Features: stage1, ...
     (after each pool) and fc1, ... (the head's hidden layers).
 
     `CNN(channels=[32], kernel=5, hidden=[128])` is the classic MNIST teacher (conv 32@5x5,
@@ -144,7 +144,7 @@ class CNN(nn.Module):
         x = dropout(x, self.dropout_input, self.training)
         features = {}
         for i, stage in enumerate(self.stages):
-            x = features[f"stage{i + 1}"] = dropout(stage(x), self.dropout_hidden, self.training)
+            x = features[f"stage{i + 1}"] = stage(x)
             if upto == f"stage{i + 1}":
                 return None, features
         x = x.flatten(1)
@@ -191,7 +191,9 @@ def feature_shape(net, name):
     with torch.no_grad():
         was = net.training
         net.eval()
-        shape = net.forward_features(torch.zeros(1, net.in_features), upto=name)[1][name].shape[1:]
+        device = next(net.parameters()).device
+        shape = net.forward_features(torch.zeros(1, net.in_features, device=device),
+                                     upto=name)[1][name].shape[1:]
         net.train(was)
     return tuple(shape)
 

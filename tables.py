@@ -316,8 +316,14 @@ def method(r):
 
 
 def cnn_key(r):
+    """Everything that defines a run of these experiments except its seed."""
+    config = r.get("config", {})
     return (r.get("dataset", "mnist"), r["model"], r["architecture"], method(r),
-            r.get("teacher_architecture", ""), r["epochs"], learning_rate(r))
+            r.get("teacher_architecture", ""), r["epochs"], learning_rate(r),
+            (r.get("teacher"), r.get("alpha"), r.get("subset", 1.0), r.get("holdout", 0),
+             tuple(r.get("omit", [])), tuple(r.get("only", [])), r.get("jitter", 0),
+             r.get("flip", False), config.get("dropout_input"), config.get("dropout_hidden"),
+             config.get("max_norm")))
 
 
 def cnn_table(records):
@@ -326,16 +332,22 @@ def cnn_table(records):
     groups = {}
     for r in records:
         groups.setdefault(cnn_key(r), []).append(r)
-    hard = {(r.get("dataset", "mnist"), r["architecture"], r["seed"]): r["test_errors"]
-            for r in records if r["model"] == "small"}
+    for key, runs in groups.items():
+        seeds = [r["seed"] for r in runs]
+        if len(set(seeds)) < len(seeds):
+            fail(f"two runs of one row ({key[0]}, {key[1]} {key[2]}, {key[3]}) share a seed: "
+                 "remove the duplicate results file")
+    hard = {(r.get("dataset", "mnist"), r["architecture"], r["seed"], r["epochs"],
+             r.get("subset", 1.0)): r["test_errors"] for r in records if r["model"] == "small"}
     lines = ["| dataset | net | method | teacher | test errors | error % | vs hard labels, per "
              "seed | seeds | epochs, lr |", "|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=lambda k: (k[0], ORDER[k[1]], -len(k[2]), k[2], k[3])):
-        data, model, arch, how, teacher, epochs, lr = key
+        data, model, arch, how, teacher, epochs, lr, _ = key
         runs = sorted(groups[key], key=lambda r: r["seed"])
         errors = [r["test_errors"] for r in runs]
-        gains = [r["test_errors"] - hard[(data, arch, r["seed"])] for r in runs
-                 if model == "student" and (data, arch, r["seed"]) in hard]
+        twin = {r["seed"]: (data, arch, r["seed"], epochs, r.get("subset", 1.0)) for r in runs}
+        gains = [r["test_errors"] - hard[twin[r["seed"]]] for r in runs
+                 if model == "student" and twin[r["seed"]] in hard]
         gain = f"{spread(gains)}" if gains and len(gains) == len(runs) else ""
         lines.append(f"| {data} | {model} {arch} | {how} | {teacher} | {spread(errors)} | "
                      f"{100 * statistics.mean(errors) / runs[0]['test_count']:.2f} | {gain} | "

@@ -149,6 +149,8 @@ def update_average(average, net, decay):
     Evaluated and saved in place of the last weights (a training trick, not another model)."""
     for a, w in zip(average.parameters(), net.parameters()):
         a.lerp_(w, 1.0 - decay)
+    for a, b in zip(average.buffers(), net.buffers()):  # batch norm statistics: the net's own
+        a.copy_(b)
 
 
 LOSS_JUMP = 3.0       # an epoch's loss over this many times its best and above its first

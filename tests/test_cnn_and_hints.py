@@ -156,7 +156,9 @@ def test_bad_input_of_the_new_flags_is_one_line_and_writes_nothing(trained, tmp_
             (student + ["--hint-weight", "1", "--hint-layers", "stage3", "stage2"], ["no feature 'stage3'"]),
             (student + ["--hint-weight", "1", "--hint-layers", "stage1", "stage2"], ["sizes differ"]),
             (student + ["--hint-weight", "1", "--hint-layers", "fc1", "stage2"], ["cannot be regressed"]),
-            (student + ["--two-stage"], ["--hint-weight"])]:
+            (student + ["--two-stage"], ["--hint-weight"]),
+            (student + ["--hint-weight", "1", "--hint-epochs", "2"], ["--two-stage"]),
+            (["--dataset", "fashion-mnist", "--teacher", trained["teacher"]], ["trained on mnist"])]:
         expect_bad_input(capsys, distillation.main, common + argv, *words, out=out)
     assert not os.path.exists(out)
 
@@ -186,3 +188,38 @@ def test_one_short_epoch_of_a_cnn_on_real_fashion_mnist(real_fashion, tmp_path):
     assert record["test_count"] == 10000 and record["test_errors"] < 2500
     labels = dataset.load(real_fashion, False, "cpu", "fashion-mnist")[1]
     assert np.array_equal(labels.bincount().numpy(), np.full(10, 1000))
+
+
+def test_weight_average_keeps_the_batch_norm_statistics_of_the_net():
+    torch.manual_seed(0)
+    net = layers.CNN(channels=[3], kernel=3, batch_norm=True, hidden=[4])
+    average = layers.CNN(channels=[3], kernel=3, batch_norm=True, hidden=[4])
+    net.train()(torch.rand(16, 784))  # the net's running statistics move; the average never runs
+    train.update_average(average, net, 0.9)
+    for a, b in zip(average.buffers(), net.buffers()):
+        assert torch.equal(a, b)
+
+
+def test_default_names_tell_apart_depths_kernels_and_batch_norm():
+    import argparse
+    import cli
+    args = argparse.Namespace(seed=1, holdout=0, subset=1.0, dataset="fashion-mnist")
+    names = {cli.default_out(args, "small", config) for config in (
+        {"hidden": [128]}, {"hidden": [128, 128]}, {"hidden": [128, 128, 128]},
+        {"arch": "cnn", "channels": [32], "kernel": 3, "hidden": [128]},
+        {"arch": "cnn", "channels": [32], "kernel": 5, "hidden": [128]},
+        {"arch": "cnn", "channels": [32], "kernel": 5, "convs": 2, "batch_norm": True, "hidden": [128]})}
+    assert len(names) == 6
+    assert os.path.join("runs", "small_model_fashion-mnist_128d1_s1.pt") in names
+
+
+def test_a_dry_run_of_two_stages_is_one_short_epoch_each(trained, tmp_path, capsys):
+    teacher = str(tmp_path / "t.pt")
+    train.main(["--model", "teacher", "--arch", "cnn", "--channels", "4", "--kernel", "3",
+                "--hidden", "8", "--data-dir", trained["data"], "--epochs", "1", "--out", teacher])
+    [record] = distillation.main(["--teacher", teacher, "--arch", "cnn", "--channels", "2",
+                                  "--kernel", "3", "--data-dir", trained["data"], "--hint-weight", "1",
+                                  "--two-stage", "--hint-epochs", "5", "--dry-run",
+                                  "--out", str(tmp_path / "s.pt")])
+    assert len(record["first_stage_history"]) == 1 and record["epochs"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["t.json", "t.pt"]

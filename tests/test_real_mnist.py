@@ -1,4 +1,5 @@
-"""Real MNIST (../shared/data/mnist): a short smoke run, and the committed models re-evaluated."""
+"""Real MNIST (../shared/data/mnist): a short smoke run, and the committed models re-evaluated
+(those of Fashion-MNIST on its real test set)."""
 import json
 import os
 
@@ -8,7 +9,7 @@ import dataset
 import checkpoint
 import layers
 import train
-from conftest import REAL_MNIST, ROOT
+from conftest import REAL_FASHION, REAL_MNIST, ROOT, real_mnist_or_skip
 
 MODELS = os.path.join(ROOT, "models")
 
@@ -45,7 +46,11 @@ def test_the_shipped_models_are_there():
 def test_every_shipped_model_reproduces_its_recorded_errors(test_set, name):
     with open(os.path.join(MODELS, name + ".json")) as f:
         record = json.load(f)
-    net = checkpoint.load_net(os.path.join(MODELS, name + ".pt"), "cpu")  # weights_only=True
+    data = record.get("dataset", "mnist")
+    net = checkpoint.load_net(os.path.join(MODELS, name + ".pt"), "cpu", data)  # weights_only=True
+    if data != "mnist":
+        test_set = dataset.load(real_mnist_or_skip(REAL_FASHION, "FashionMNIST", "fashion-mnist"),
+                                False, "cpu", data)
     errors, per_class, _ = layers.evaluate(net, *test_set)
     assert (errors, per_class) == (record["test_errors"], record["per_class_errors"])
     assert record["test_count"] == 10000 and record["architecture"] == net_architecture(net)
