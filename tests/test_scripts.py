@@ -452,9 +452,9 @@ def test_default_names_carry_the_seed_and_what_sets_a_run_apart():
     assert cli.default_out(args, "small", {"hidden": [300, 300]}, tag="wo3") == \
         os.path.join("runs", "small_model_wo3_300_sub0.03_h10000_s1.pt")
     args = argparse.Namespace(seed=2, holdout=0, subset=1.0, dataset="fashion-mnist")
-    cnn = {"arch": "cnn", "channels": [16, 32], "hidden": [128]}
+    cnn = {"arch": "cnn", "channels": [16, 32], "kernel": 3, "batch_norm": True, "hidden": [128]}
     assert cli.default_out(args, "teacher", cnn) == \
-        os.path.join("runs", "cumbersome_model_fashion-mnist_cnn16x32-128_s2.pt")
+        os.path.join("runs", "cumbersome_model_fashion-mnist_cnn16x32k3bn-128_s2.pt")
 
 
 def test_help_puts_everyday_flags_first_with_their_defaults():
