@@ -113,13 +113,13 @@ def dark_knowledge_table(records):
     groups = {}
     for r in records:
         key = (r["experiment"], r["model"], r["architecture"], r.get("T"), r["params"]["name"],
-               r["epochs"])
+               r["epochs"], learning_rate(r))
         groups.setdefault(key, []).append(r)
     lines = ["| transfer set | net | variant | bias shift | test errors | paper | errors on "
-             "missing classes | paper | seeds | recipe, epochs | target: at most the paper's |",
+             "missing classes | paper | seeds | recipe, epochs, lr | target: at most the paper's |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=lambda k: (k[0].startswith("only"), k[1] == "small", str(k))):
-        experiment, model, arch, T, params, epochs = key
+        experiment, model, arch, T, params, epochs, lr = key
         runs = sorted(groups[key], key=lambda r: r["seed"])
         net = f"distilled {arch}, T={T:g}" if model == "student" else f"small {arch}, hard labels"
         for variant in ("as trained", "fixed shift", "frequency-matched shift"):
@@ -133,7 +133,8 @@ def dark_knowledge_table(records):
                 f"| {experiment} | {net} | {variant} | {spread([v['bias_shift'] for v in reports], 2)} | "
                 f"{spread(shown, 2 if percent else 1)}{'%' if percent else ''} | {paper[0]} | "
                 f"{spread(missing)} of {reports[0]['missing_class_count']} | {paper[1] or ''} | "
-                f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {params}, {epochs} | "
+                f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {params}, {epochs}"
+                f"{f', lr {lr:g}' if lr else ''} | "
                 f"{dark_verdict(paper, shown, missing)} |")
     return "\n".join(lines)
 
