@@ -258,3 +258,36 @@ def test_ordinary_runs_are_not_taken_for_blow_ups():
                          10000) is None
     assert train.blow_up(epochs_of([2.0], [500]), {"loss": float("nan")}, 10000) == \
         "training loss became nan"
+
+
+def test_a_two_stage_hint_run_killed_in_its_second_stage_resumes_to_the_same_student(trained, tmp_path):
+    teacher = str(tmp_path / "cnn_teacher.pt")
+    import train
+    train.main(["--model", "teacher", "--arch", "cnn", "--channels", "4", "6", "--kernel", "3",
+                "--hidden", "8", "--data-dir", trained["data"], "--epochs", "1", "--out", teacher])
+
+    def run(out, *extra):
+        return [sys.executable, "distillation.py", "--data-dir", trained["data"], "--teacher", teacher,
+                "--arch", "cnn", "--channels", "2", "3", "--kernel", "3", "--hint-weight", "1",
+                "--two-stage", "--hint-epochs", "2", "--epochs", "10", "--batch-size", "50",
+                "--checkpoint-every", "2", "--out", out, *extra]
+    reference = str(tmp_path / "reference" / "student.pt")
+    os.makedirs(os.path.dirname(reference))
+    assert subprocess.run(run(reference), cwd=ROOT, capture_output=True).returncode == 0
+    out = str(tmp_path / "student.pt")
+    process = subprocess.Popen(run(out), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not os.path.exists(checkpoint.resume_path(out)):  # the second stage's state
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(out)
+    done = subprocess.run(run(out, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "first stage: the hint alone" not in done.stdout  # its result was saved: not redone
+    assert_same_run(reference, out)
+    assert read_json(out)["first_stage_history"] == read_json(reference)["first_stage_history"]
+    assert len(read_json(out)["first_stage_history"]) == 2
+    assert sorted(os.listdir(tmp_path)) == ["cnn_teacher.json", "cnn_teacher.pt", "reference",
+                                            "student.json", "student.pt"]
