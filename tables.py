@@ -342,7 +342,8 @@ def cnn_table(records):
              r.get("subset", 1.0)): r["test_errors"] for r in records if r["model"] == "small"}
     lines = ["| dataset | net | method | teacher | test errors | error % | vs hard labels, per "
              "seed | seeds | epochs, lr |", "|---|---|---|---|---|---|---|---|---|"]
-    for key in sorted(groups, key=lambda k: (k[0], ORDER[k[1]], -len(k[2]), k[2], k[3])):
+    for key in sorted(groups, key=lambda k: (k[0], ORDER[k[1]], -len(k[2]), k[2],
+                                             groups[k][0].get("T") or 0, k[3])):
         data, model, arch, how, teacher, epochs, lr, _ = key
         runs = sorted(groups[key], key=lambda r: r["seed"])
         errors = [r["test_errors"] for r in runs]
