@@ -2,8 +2,7 @@
 
     python distillation.py --T 20                  # 800-800 student at T = 20
     python distillation.py --T 1 2 4 8 20          # a temperature sweep, ending in a table
-    python distillation.py --teacher T.pt --dataset fashion-mnist --arch cnn --channels 8 16 \
-        --hint-weight 1                            # a CNN student with a hint (FitNets)
+    python distillation.py --teacher T.pt --arch cnn --channels 8 16 --hint-weight 1   # + a hint
 
 The student learns from the teacher's soft targets on the transfer set (the training images,
 unjittered by default, so the teacher's logits are computed once) plus, with weight 1 - alpha,

@@ -2,6 +2,7 @@
 
     python train.py --model teacher                 # 784-1200-1200-10, dropout, max-norm, jitter
     python train.py --model small --hidden 800      # 784-800-800-10, no regularization
+    python train.py --model teacher --arch cnn --dataset fashion-mnist   # conv 32@5x5, pool, FC 128
 
 Writes OUT.pt (state_dict + config) and OUT.json (results) atomically; see `fit` for the loop.
 """
