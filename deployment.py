@@ -14,9 +14,7 @@ import argparse
 import glob
 import json
 import os
-import statistics
 import sys
-import time
 
 import torch
 
@@ -25,21 +23,9 @@ import cli
 import layers
 import records
 import tables
+from benchmark import median_seconds
 
 MARKER = "deployment"
-
-
-def median_time(fn, repeats, inner):
-    """Median over `repeats` of the mean seconds of `inner` calls, after 3 warm-up calls."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - tick) / inner)
-    return statistics.median(times)
 
 
 @torch.no_grad()
@@ -49,8 +35,8 @@ def measure(path, repeats):
         record = json.load(f)
     one = torch.randint(0, 256, (1, net.in_features), dtype=torch.uint8)
     thousand = torch.randint(0, 256, (1000, net.in_features), dtype=torch.uint8)
-    latency = median_time(lambda: net(one), repeats, 50)
-    batch_s = median_time(lambda: net(thousand), repeats, 2)
+    latency = median_seconds(lambda: net(one), repeats, 50)
+    batch_s = median_seconds(lambda: net(thousand), repeats, 2)
     return {"checkpoint": path, "model": record["model"], "dataset": record.get("dataset", "mnist"),
             "architecture": layers.describe(net.config()),
             "parameters": sum(p.numel() for p in net.parameters()),
