@@ -4,6 +4,7 @@ divergence: exit 3; Ctrl-C: 130 with the command that resumes). One home for wha
 `main` does before and after training, so the three scripts read the same way.
 """
 import argparse
+import hashlib
 import math
 import os
 import shlex
@@ -15,6 +16,7 @@ import dataset
 import training_params as tp
 
 DEFAULT_HIDDEN = {"teacher": [1200, 1200], "small": [800, 800], "student": [800, 800]}
+DEFAULT_TEACHER = os.path.join("models", "cumbersome_model_1200.pt")
 CNN_DEFAULTS = {"channels": [32], "kernel": 5, "convs": 1, "batch_norm": False, "hidden": [128]}
 FILE_PREFIX = {"teacher": "cumbersome_model", "small": "small_model", "student": "distilled_model"}
 
@@ -261,7 +263,8 @@ def check_fits(net, name, what):
     pixels = info.shape[0] * info.shape[1] * info.shape[2]
     if net.in_features == pixels and net.classes == info.classes and dataset_of(net) not in (None, name):
         raise UsageError(f"{what} was trained on {dataset_of(net)} (its input normalization says "
-                         f"so), not on {name}: pass one trained with --dataset {name}")
+                         f"so), not on {name}: add --dataset {dataset_of(net)} to use it, or pass "
+                         f"a net trained on {name}")
     if net.in_features != pixels or net.classes != info.classes:
         raise UsageError(f"{what} takes {net.in_features} pixels and predicts {net.classes} "
                          f"classes, but {name} has {'x'.join(map(str, info.shape))} images and "
@@ -305,13 +308,34 @@ def default_out(args, role, config, suffix="", tag=""):
     """runs/PREFIX[_DATASET][_TAG]_WIDTH[SUFFIX][_subF][_hN]_sSEED.pt, e.g.
     runs/distilled_model_wo3_800_20_s1.pt, runs/cumbersome_model_fashion-mnist_cnn32-128_s1.pt:
     the default names of runs that differ in dataset, role, net, T, classes, subset, holdout or
-    seed never collide."""
+    seed never collide, nor those of runs given other settings (see `settings_tag`)."""
     name = width_name(config)
     prefix = FILE_PREFIX[role] + (f"_{args.dataset}" if args.dataset != "mnist" else "")
     prefix = f"{prefix}_{tag}" if tag else prefix
     subset = f"_sub{args.subset:g}" if args.subset < 1 else ""
     holdout = f"_h{args.holdout}" if args.holdout else ""
-    return os.path.join("runs", f"{prefix}_{name}{suffix}{subset}{holdout}_s{args.seed}.pt")
+    return os.path.join("runs", f"{prefix}_{name}{suffix}{subset}{holdout}{settings_tag(args)}"
+                                f"_s{args.seed}.pt")
+
+
+# flags already in the name, or that do not change what a run computes
+NAMED_OR_INERT = {"dataset", "data_dir", "seed", "hidden", "depth", "arch", "channels", "kernel",
+                  "convs", "batch_norm", "subset", "holdout", "omit", "only", "T", "hint_weight",
+                  "out", "device", "dry_run", "resume", "checkpoint_every", "keep_resume",
+                  "baseline", "no_baseline", "model", "params"}
+
+
+def settings_tag(args):
+    """'' for a run at its recipe's defaults; else '_' + 6 hex digits of a hash of the other
+    flags it was given (lr, epochs, alpha, recipe fields, teacher, hint layers, ...): runs that
+    differ in any of them get different default names, and the same command the same name."""
+    given = {k: v for k, v in sorted(vars(args).items()) if k not in NAMED_OR_INERT
+             and v not in (None, False, []) and not (k == "teacher" and v == DEFAULT_TEACHER)}
+    if args.__dict__.get("params", "local") != "local":
+        given["params"] = args.params
+    if not given:
+        return ""
+    return "_" + hashlib.sha256(repr(given).encode()).hexdigest()[:6]
 
 
 def width_name(config):

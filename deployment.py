@@ -49,6 +49,14 @@ def measure_all(folder, threads, repeats):
     paths = sorted(glob.glob(os.path.join(folder, "*.pt")))
     if not paths:
         raise cli.UsageError(f"no checkpoints (*.pt) in {folder!r}")
+    for path in paths:  # every results file read before any timing
+        try:
+            with open(cli.json_path_of(path)) as f:
+                record = json.load(f)
+            record["model"], record["test_errors"], record["test_count"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise cli.UsageError(f"{path}: its results file {cli.json_path_of(path)!r} is "
+                                 f"missing or incomplete ({type(e).__name__}: {e})") from None
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -62,13 +70,13 @@ def measure_all(folder, threads, repeats):
                                      f"missing or incomplete ({type(e).__name__}: {e})") from None
     finally:
         torch.set_num_threads(before)
-    return {"hardware": records.hardware(torch.device("cpu")), "threads": threads,
+    return {"folder": folder, "hardware": records.hardware(torch.device("cpu")), "threads": threads,
             "torch": torch.__version__, "repeats": repeats, "code_version": records.CODE_VERSION,
             "models": rows}
 
 
 def markdown(record):
-    lines = [f"Measured by `python deployment.py models` on {record['hardware']}, "
+    lines = [f"Measured by `python deployment.py {record.get('folder', 'models')}` on {record['hardware']}, "
              f"{record['threads']} thread{'s' if record['threads'] > 1 else ''}, torch "
              f"{record['torch']}: median of {record['repeats']} timed runs each.", "",
              "| checkpoint | dataset | net | parameters | checkpoint size | multiply-adds / image "
@@ -90,8 +98,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=7,
                         help="timed runs per measurement; the median is kept (default: %(default)s)")
-    parser.add_argument("--out", default=os.path.join("results", "deployment.json"),
-                        help="where the measurements go (default: %(default)s)")
+    parser.add_argument("--out", help="where the measurements go (default: "
+                        "results/deployment.json for models/, else FOLDER/deployment.json)")
     parser.add_argument("--table", metavar="JSON", help="only render the table of a saved run")
     parser.add_argument("--write", metavar="README", help="also put the table into this file")
     args = parser.parse_args(argv)
@@ -105,6 +113,9 @@ def main(argv=None):
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise cli.UsageError(f"cannot read the saved run {args.table!r} ({type(e).__name__})") from None
     else:
+        if args.out is None:
+            same = os.path.abspath(args.folder) == os.path.abspath("models")
+            args.out = os.path.join("results" if same else args.folder, "deployment.json")
         cli.check_writable(args.out)
         record = measure_all(args.folder, args.threads, args.repeats)
         checkpoint.write_atomic({args.out: lambda f: f.write(json.dumps(record, indent=1).encode())})

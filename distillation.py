@@ -29,7 +29,7 @@ import train
 import training_params as tp
 from layers import describe
 
-DEFAULT_TEACHER = os.path.join("models", "cumbersome_model_1200.pt")
+DEFAULT_TEACHER = cli.DEFAULT_TEACHER
 
 
 def distillation_loss(student_logits, teacher_logits, labels, T, alpha):
@@ -326,7 +326,8 @@ def first_stage_of(args, run, out, config, student, teacher, sets, augment, data
         with open(kept) as f:
             return json.load(f)
     print(f"first stage: the hint alone, {hint.epochs} epochs, layers up to "
-          f"{hint.student_layer}")
+          f"{hint.student_layer} (the output layer is untrained until the second stage: "
+          "its test errors stay near chance)")
     stage_out = f"{out[:-3]}_stage1.pt"
     checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, data, **more)
     epochs, max_steps = cli.run_length(args, hint.epochs)

@@ -57,12 +57,14 @@ def main(argv=None):
     nets = [(path, checkpoint.load_net(path, device, args.dataset)) for path in args.checkpoints]
     sets = scored_sets(args, device)
     results = []
-    print(f"{'checkpoint':<44} {'images':<16} {'errors':>6} {'error %':>7}  errors per class")
+    width = max(44, *(len(path) for path in args.checkpoints))
+    print(f"{'checkpoint':<{width}} {'images':<26} {'errors':>6} {'error %':>7}  errors per class")
     for path, net in nets:
         result = {"checkpoint": path, "net": layers.describe(net.config())}
         for name, (images, labels) in sets.items():
             errors, per_class, predictions = layers.evaluate(net, images, labels)
-            print(f"{path:<44} {name:<16} {errors:>6} {100 * errors / len(labels):>7.2f}  "
+            print(f"{path:<{width}} {args.dataset + ' ' + name:<26} {errors:>6} "
+                  f"{100 * errors / len(labels):>7.2f}  "
                   f"{' '.join(map(str, per_class))}")
             if args.confusion:
                 print_confusion(confusion_matrix(labels, predictions, net.classes))

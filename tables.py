@@ -59,7 +59,8 @@ def row_key(r):
     """Everything that defines an experiment except the seed."""
     return (r["model"], r["architecture"], r.get("T"), r.get("alpha"), r["params"]["name"],
             r["epochs"], r.get("jitter", 0), tuple(r.get("omit", [])), tuple(r.get("only", [])),
-            r.get("subset", 1.0), learning_rate(r))
+            r.get("subset", 1.0), learning_rate(r),
+            (r.get("dataset", "mnist"), r.get("holdout", 0), r.get("teacher"), method(r)))
 
 
 def learning_rate(r):
@@ -68,7 +69,7 @@ def learning_rate(r):
 
 
 def describe_row(key):
-    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr = key
+    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, _ = key
     name = {"teacher": "teacher", "small": "small net, hard labels", "student": "distilled"}[model]
     parts = [f"{name} {arch}"]
     if T is not None:
@@ -142,7 +143,7 @@ def dark_knowledge_table(records):
 def paper_setting(key):
     """The paper's own rows: all training images, unjittered students at its alpha (ablations
     and other settings get no paper number and no target)."""
-    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr = key
+    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, _ = key
     return (not omit and not only and subset == 1.0 and alpha in (None, 0.9)
             and (jitter == 0) == (model != "teacher"))
 
@@ -306,7 +307,8 @@ def study_table(records):
 def method(r):
     """How a net of the CNN / hint experiments learned, in words."""
     if r["model"] != "student":
-        return "teacher (hard labels, augmented)" if r["model"] == "teacher" else "hard labels"
+        shifts = f", ±{r['jitter']} px shifts" if r.get("jitter") else ""
+        return f"hard labels{shifts}{', flips' if r.get('flip') else ''}"
     words = f"distilled, T={r['T']:g}"
     if r.get("hint_stages") == 1:
         words += f" + hint {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}, one stage"

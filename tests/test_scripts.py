@@ -479,3 +479,18 @@ def test_missing_real_data_skips_outside_ci_and_fails_under_it(tmp_path, monkeyp
         real_mnist_or_skip(str(tmp_path))
     with pytest.raises(pytest.fail.Exception, match="real FashionMNIST not found"):
         real_mnist_or_skip(str(tmp_path), "FashionMNIST", "fashion-mnist")
+
+
+def test_default_names_of_runs_with_other_settings_differ_and_repeat():
+    parser = distillation.make_distill_parser("")
+    distillation.add_hint_flags(parser)
+
+    def name(*argv):
+        args = parser.parse_args(list(argv))
+        return cli.default_out(args, "student", {"hidden": [800, 800]}, "_20")
+    plain = name("--T", "20")
+    assert plain == os.path.join("runs", "distilled_model_800_20_s1.pt")   # the recipe's defaults
+    variants = [name("--alpha", "1"), name("--alpha", "1", "--lr", "0.01"), name("--lr", "0.01"),
+                name("--teacher", "other.pt"), name("--jitter", "2"), name("--params", "paper")]
+    assert len(set(variants + [plain])) == len(variants) + 1
+    assert name("--alpha", "1") == name("--alpha", "1")                     # a resume finds it
