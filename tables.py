@@ -235,7 +235,8 @@ def sweep_table(records):
 
 def models_table(folder):
     """One row per shipped checkpoint: what it is and the test errors its JSON records."""
-    lines = ["| checkpoint | net | test errors | seed | epochs | notes |", "|---|---|---|---|---|---|"]
+    lines = ["| checkpoint | dataset | net | test errors | seed | epochs | notes |",
+             "|---|---|---|---|---|---|---|"]
     for path in sorted(glob.glob(os.path.join(folder, "*.pt"))):
         name = os.path.splitext(path)[0] + ".json"
         if not os.path.exists(name):
@@ -244,9 +245,14 @@ def models_table(folder):
         notes = [f"T={r['T']:g}, alpha={r['alpha']:g}"] if r.get("T") else []
         if r.get("experiment"):
             notes.append(f"{r['experiment']}, {r['variant']}, bias shift {r['bias_shift']:+.2f}")
-        if r["model"] == "teacher":
+        if r.get("hint_weight"):
+            notes.append(f"hint {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}")
+        if r.get("jitter"):
             notes.append(f"jitter {r['jitter']}px")
-        lines.append(f"| `{path}` | {r['model']} {r['architecture']} | {r['test_errors']} | "
+        if r["model"] == "student":
+            notes.append(f"teacher: a {r.get('teacher_architecture', '784-1200-1200-10')}")
+        lines.append(f"| `{path}` | {r.get('dataset', 'mnist')} | {r['model']} {r['architecture']} | "
+                     f"{r['test_errors']} | "
                      f"{r['seed']} | {r['epochs']} | {'; '.join(notes)} |")
     return "\n".join(lines)
 
