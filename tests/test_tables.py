@@ -141,7 +141,7 @@ def test_models_table_lists_each_checkpoint_with_its_recorded_errors(tmp_path):
     lines = tables.models_table(str(tmp_path)).splitlines()
     assert lines[2] == (f"| `{tmp_path}/cumbersome_model_1200.pt` | mnist | teacher 784-1200-1200-10 | 63 | 1 "
                         "| 300 | jitter 2px |")
-    assert lines[3].startswith(f"| `{tmp_path}/small_model_800.pt` | small 784-800-800-10 | 141 | 1 | 30 |")
+    assert lines[3].startswith(f"| `{tmp_path}/small_model_800.pt` | mnist | small 784-800-800-10 | 141 | 1 | 30 |")
     (tmp_path / "orphan.pt").write_bytes(b"weights")
     with pytest.raises(SystemExit) as stop:
         tables.models_table(str(tmp_path))
