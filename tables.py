@@ -374,18 +374,27 @@ def cnn_verdicts(groups):
             by_net.setdefault((key[0], key[2]), []).append((key[3], {r["seed"]: r["test_errors"] for r in runs}))
     lines = []
     for (data, arch), ways in sorted(by_net.items()):
-        if len(ways) < 2:
-            continue
         ways.sort(key=lambda w: statistics.mean(w[1].values()))
-        (best, a), (second, b) = ways[0], ways[1]
-        paired = [b[s] - a[s] for s in sorted(a) if s in b]
-        if len(paired) < 2:
-            continue
-        lines.append(f"- {data}, {arch}: fewest errors with *{best}* "
-                     f"({statistics.mean(a.values()):.1f}); the next, *{second}*, makes "
-                     f"{statistics.mean(paired):.1f} ± {statistics.stdev(paired):.1f} more per seed "
-                     f"(seeds {', '.join(str(s) for s in sorted(a) if s in b)}).")
+        distilled = [w for w in ways if w[0] != "hard labels"]
+        for label, pool in (("", ways), ("among the distilled ones, ", distilled)):
+            if label and ways[0][0] != "hard labels":
+                continue  # the first line already compared the best distilled way
+            line = compare(pool, f"{data}, {arch}: {label}")
+            lines += [line] if line else []
     return lines
+
+
+def compare(ways, head):
+    """'- HEAD fewest errors with *A* (mean); the next, *B*, makes d ± s more per seed', or None."""
+    if len(ways) < 2:
+        return None
+    (best, a), (second, b) = ways[0], ways[1]
+    paired = [b[s] - a[s] for s in sorted(a) if s in b]
+    if len(paired) < 2:
+        return None
+    return (f"- {head}fewest errors with *{best}* ({statistics.mean(a.values()):.1f}); the next, "
+            f"*{second}*, makes {statistics.mean(paired):.1f} ± {statistics.stdev(paired):.1f} "
+            f"more per seed (seeds {', '.join(str(s) for s in sorted(a) if s in b)}).")
 
 
 def write_between_markers(path, text, name="results"):
