@@ -2,8 +2,9 @@
 
     python tables.py results/reproduction --models models              # print the tables
     python tables.py results/reproduction --models models --write README.md
-    python tables.py results/reproduction --study results/student_study --cnn results/cnn_and_hints \
-        --models models --plots docs --write README.md      # everything the README shows
+    python tables.py results/reproduction --study results/student_study --models models \
+        --cnn results/cnn_and_hints results/reproduction/distilled_model_800_20_lr0.02_s*.json \
+        --plots docs --write README.md                      # everything the README shows
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
 so nothing is typed or rounded by hand.
@@ -277,10 +278,10 @@ def study_arm(r):
     return ", ".join(changed) or "none: the starting recipe"
 
 
-def cnn_records(folder):
-    records = load_records([folder])
+def cnn_records(paths):
+    records = load_records(paths)
     if not records:
-        fail(f"no results JSON files in {folder!r}")
+        fail(f"no results JSON files in {' '.join(paths)}")
     return records
 
 
@@ -324,11 +325,18 @@ def method(r):
     return words
 
 
+def teacher_of(r):
+    """A student's teacher: its architecture, or for runs that did not record it, its file."""
+    if r["model"] != "student":
+        return ""
+    return r.get("teacher_architecture") or os.path.basename(r.get("teacher", ""))
+
+
 def cnn_key(r):
     """Everything that defines a run of these experiments except its seed."""
     config = r.get("config", {})
     return (r.get("dataset", "mnist"), r["model"], r["architecture"], method(r),
-            r.get("teacher_architecture", ""), r["epochs"], learning_rate(r),
+            teacher_of(r), r["epochs"], learning_rate(r),
             (r.get("teacher"), r.get("alpha"), r.get("subset", 1.0), r.get("holdout", 0),
              tuple(r.get("omit", [])), tuple(r.get("only", [])), r.get("jitter", 0),
              r.get("flip", False), config.get("dropout_input"), config.get("dropout_hidden"),
@@ -371,7 +379,8 @@ def cnn_verdicts(groups):
     by_net = {}
     for key, runs in groups.items():
         if key[1] != "teacher":
-            by_net.setdefault((key[0], key[2]), []).append((key[3], {r["seed"]: r["test_errors"] for r in runs}))
+            way = key[3] + (f", teacher {key[4]}" if key[4] else "")
+            by_net.setdefault((key[0], key[2]), []).append((way, {r["seed"]: r["test_errors"] for r in runs}))
     lines = []
     for (data, arch), ways in sorted(by_net.items()):
         ways.sort(key=lambda w: statistics.mean(w[1].values()))
@@ -419,8 +428,8 @@ def main(argv=None):
     parser.add_argument("--models", metavar="DIR", help="also a table of the checkpoints in DIR")
     parser.add_argument("--study", metavar="DIR", help="also the table of the student recipe "
                         "study: the runs in DIR with held-out images")
-    parser.add_argument("--cnn", metavar="DIR", help="also the table of the CNN-teacher and "
-                        "hint experiments: the runs in DIR")
+    parser.add_argument("--cnn", metavar="PATH", nargs="+", help="also the table of the "
+                        "CNN-teacher and hint experiments: the runs in these folders and files")
     parser.add_argument("--plots", metavar="DIR", help="also draw the figures into DIR "
                         "(needs matplotlib, an optional extra)")
     parser.add_argument("--write", metavar="README", help="replace the table in this file")
