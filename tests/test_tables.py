@@ -218,4 +218,5 @@ def test_cnn_table_pairs_each_student_seed_with_its_hard_label_twin():
     assert "| 890.0 ± 10.0 (880-900) | 8.90 | -20.0 ± 10.0 (-30--10) | 3 (1, 2, 3) |" in kd_row
     # hint vs KD, paired: 10, 5, 20 -> 11.7 ± 7.6; the hint had the fewest errors
     assert ("- fashion-mnist, cnn s: fewest errors with *distilled, T=4 + hint stage2→stage2 x1, "
-            "one stage* (878.3); the next, *distilled, T=4*, makes 11.7 ± 7.6 more per seed") in text
+            "one stage, teacher cnn t* (878.3); the next, *distilled, T=4, teacher cnn t*, makes "
+            "11.7 ± 7.6 more per seed") in text
