@@ -285,15 +285,20 @@ def load_data(args, device, all_classes=False):
         test = dataset.load(args.data_dir, False, device, args.dataset)
     except dataset.DataError as e:
         raise UsageError(str(e)) from None
-    if args.holdout >= len(train[1]):
-        raise UsageError(f"--holdout {args.holdout} leaves no training image "
-                         f"(there are {len(train[1])})")
-    train, val = dataset.holdout_split(*train, args.holdout) if args.holdout else (train, None)
+    train, val = split_holdout(train, args.holdout)
     if not all_classes:
         train = kept_classes(args, train)
     if args.subset < 1:
         train = dataset.random_subset(*train, args.subset, dataset.data_seed(args.seed))
     return train, val, test
+
+
+def split_holdout(train, n):
+    """(kept, held out) of the training images for --holdout n (held out None for n = 0); bad
+    input if n leaves no training image."""
+    if n >= len(train[1]):
+        raise UsageError(f"--holdout {n} leaves no training image (there are {len(train[1])})")
+    return dataset.holdout_split(*train, n) if n else (train, None)
 
 
 def kept_classes(args, train):

@@ -29,10 +29,8 @@ MARKER = "deployment"
 
 
 @torch.no_grad()
-def measure(path, repeats):
+def measure(path, record, repeats):
     net = checkpoint.load_net(path, "cpu")
-    with open(cli.json_path_of(path)) as f:
-        record = json.load(f)
     one = torch.randint(0, 256, (1, net.in_features), dtype=torch.uint8)
     thousand = torch.randint(0, 256, (1000, net.in_features), dtype=torch.uint8)
     latency = median_seconds(lambda: net(one), repeats, 50)
@@ -45,29 +43,30 @@ def measure(path, repeats):
             "test_errors": record["test_errors"], "test_count": record["test_count"]}
 
 
+def results_of(path):
+    """The results JSON beside checkpoint `path`; bad input if it is missing or incomplete."""
+    try:
+        with open(cli.json_path_of(path)) as f:
+            record = json.load(f)
+        record["model"], record["test_errors"], record["test_count"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise cli.UsageError(f"{path}: its results file {cli.json_path_of(path)!r} is "
+                             f"missing or incomplete ({type(e).__name__}: {e})") from None
+    return record
+
+
 def measure_all(folder, threads, repeats):
     paths = sorted(glob.glob(os.path.join(folder, "*.pt")))
     if not paths:
         raise cli.UsageError(f"no checkpoints (*.pt) in {folder!r}")
-    for path in paths:  # every results file read before any timing
-        try:
-            with open(cli.json_path_of(path)) as f:
-                record = json.load(f)
-            record["model"], record["test_errors"], record["test_count"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise cli.UsageError(f"{path}: its results file {cli.json_path_of(path)!r} is "
-                                 f"missing or incomplete ({type(e).__name__}: {e})") from None
+    results = [results_of(path) for path in paths]  # every one read before any timing
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         rows = []
-        for path in paths:
+        for path, record in zip(paths, results):
             print(f"measuring {path} ...", file=sys.stderr, flush=True)
-            try:
-                rows.append(measure(path, repeats))
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise cli.UsageError(f"{path}: its results file {cli.json_path_of(path)!r} is "
-                                     f"missing or incomplete ({type(e).__name__}: {e})") from None
+            rows.append(measure(path, record, repeats))
     finally:
         torch.set_num_threads(before)
     return {"folder": folder, "hardware": records.hardware(torch.device("cpu")), "threads": threads,

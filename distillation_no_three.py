@@ -75,7 +75,8 @@ def frequency_matched_shift(student, images, classes, wanted, steps=60):
 
 # ---------------------------------------------------------------------------- the report
 def missing_classes(args):
-    return sorted(set(args.omit)) if args.omit else sorted(set(range(dataset.DATASETS[args.dataset].classes)) - set(args.only))
+    every = range(dataset.DATASETS[args.dataset].classes)
+    return sorted(set(args.omit)) if args.omit else sorted(set(every) - set(args.only))
 
 
 def dark_knowledge_report(net, test_set, missing):

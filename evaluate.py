@@ -52,9 +52,11 @@ def main(argv=None):
     cli.check_holdout(args.holdout)
     if args.json:
         cli.check_writable(args.json)
+    nets = [(path, checkpoint.load_net(path, device)) for path in args.checkpoints]
     if args.dataset is None:
-        args.dataset = cli.dataset_of(checkpoint.load_net(args.checkpoints[0], "cpu")) or "mnist"
-    nets = [(path, checkpoint.load_net(path, device, args.dataset)) for path in args.checkpoints]
+        args.dataset = cli.dataset_of(nets[0][1]) or "mnist"
+    for path, net in nets:
+        cli.check_fits(net, args.dataset, f"the net in {path!r}")
     sets = scored_sets(args, device)
     results = []
     width = max(44, *(len(path) for path in args.checkpoints))
@@ -82,11 +84,8 @@ def scored_sets(args, device):
     try:
         sets = {"test": dataset.load(args.data_dir, False, device, args.dataset)}
         if args.holdout:
-            train = dataset.load(args.data_dir, True, device, args.dataset)
-            if args.holdout >= len(train[1]):
-                raise cli.UsageError(f"--holdout {args.holdout} leaves no training image "
-                                     f"({args.dataset} has {len(train[1])})")
-            kept, held = dataset.holdout_split(*train, args.holdout)
+            kept, held = cli.split_holdout(
+                dataset.load(args.data_dir, True, device, args.dataset), args.holdout)
             sets.update(held_out=held, train_rest=kept)
     except dataset.DataError as e:
         raise cli.UsageError(str(e)) from None

@@ -251,7 +251,7 @@ def models_table(folder):
         if r.get("jitter"):
             notes.append(f"jitter {r['jitter']}px")
         if r["model"] == "student":
-            notes.append(f"teacher: a {r.get('teacher_architecture', '784-1200-1200-10')}")
+            notes.append(f"teacher: {teacher_of(r)}")
         lines.append(f"| `{path}` | {r.get('dataset', 'mnist')} | {r['model']} {r['architecture']} | "
                      f"{r['test_errors']} | "
                      f"{r['seed']} | {r['epochs']} | {'; '.join(notes)} |")
