@@ -166,6 +166,19 @@ def target_verdict(key, runs, records):
     return f"{what}: {'met' if ok else 'MISSED'}"
 
 
+def consistent_teacher_verdict(key, runs):
+    """Beyond the paper: a student on the jittered transfer set, the teacher run on each shifted
+    batch, aims at the test errors of the teacher it learns from (mean over seeds)."""
+    model, jitter, omit, only, subset = key[0], key[6], key[7], key[8], key[9]
+    teacher = {r.get("teacher_test_errors") for r in runs}
+    if model != "student" or not jitter or omit or only or subset < 1 or len(teacher) != 1 \
+            or None in teacher:
+        return ""
+    [errors] = teacher
+    ok = statistics.mean(r["test_errors"] for r in runs) <= errors
+    return f"≤ its teacher's {errors}: {'met' if ok else 'MISSED'}"
+
+
 def threads(r):
     """How many threads the run used, when it recorded it (the runs here: one per core)."""
     return f", {r['threads']} thread{'s' if r['threads'] > 1 else ''}" if "threads" in r else ""
@@ -189,7 +202,7 @@ def table(records):
         lines.append(f"| {describe_row(key)} | {paper} | {statistics.mean(errors):.1f}{spread} | "
                      f"{min(errors)}-{max(errors)} | {len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"{key[4]}, {key[5]}{f', lr {key[10]:g}' if key[10] else ''} | {wall:.1f} min | {'; '.join(hardware)} | "
-                     f"{target_verdict(key, runs, records)} |")
+                     f"{target_verdict(key, runs, records) or consistent_teacher_verdict(key, runs)} |")
     return "\n".join(lines)
 
 

@@ -101,6 +101,19 @@ def test_targets_are_judged_on_the_mean_and_the_student_must_beat_each_seeds_sma
     assert next(l for l in tables.table(other_T).splitlines() if "distilled" in l).endswith("|  |")
 
 
+def test_a_jittered_student_is_judged_against_the_errors_of_its_own_teacher():
+    def consistent(seed, errors, teacher=63):
+        return {**record("student", seed, errors, T=4.0), "jitter": 2, "teacher_test_errors": teacher}
+    row = next(l for l in tables.table([consistent(1, 60), consistent(2, 66)]).splitlines()
+               if "jitter 2px" in l)
+    assert row.split(" | ")[1] == "" and row.endswith("| ≤ its teacher's 63: met |")   # mean 63
+    row = next(l for l in tables.table([consistent(1, 60), consistent(2, 67)]).splitlines()
+               if "jitter 2px" in l)
+    assert row.endswith("| ≤ its teacher's 63: MISSED |")                              # mean 63.5
+    mixed = [consistent(1, 60), consistent(2, 60, teacher=70)]   # two teachers: no one goal
+    assert all(l.endswith("|  |") for l in tables.table(mixed).splitlines()[2:])
+
+
 def test_a_temperature_sweep_becomes_its_own_table_by_T_and_width():
     def student(seed, errors, T, width):
         r = record("student", seed, errors, T=T)
