@@ -279,14 +279,23 @@ STUDY_FIELDS = ["T", "alpha", "distill_lr", "distill_epochs", "optimizer", "nest
 STUDY_BASE = {**tp.as_dict(tp.LocalParams()), "T": 20.0, "distill_lr": 0.05}
 
 
-def study_arm(r):
-    """What sets a study run apart from the recipe the study started from, in words."""
-    default, params = STUDY_BASE, r["params"]
+# the teacher study's arms differ from LocalParams' teacher recipe in these fields
+TEACHER_STUDY_FIELDS = ["teacher_epochs", "lr", "lr_schedule", "optimizer", "batch_size", "ema",
+                        "max_norm", "dropout_input", "dropout_hidden", "jitter", "momentum"]
+SHIPPED_TEACHER = "cumbersome_model_1200.pt"
+
+
+def study_arm(r, fields=STUDY_FIELDS, base=STUDY_BASE):
+    """What sets a study run apart from the recipe the study started from, in words (a
+    student's teacher too, when it is not the shipped one)."""
+    params = r["params"]
     changed = [f"{k} {params[k]:g}" if isinstance(params[k], float) else f"{k} {params[k]}"
-               for k in STUDY_FIELDS if k in params and params[k] != default.get(k)]
-    if r.get("jitter"):
+               for k in fields if k in params and params[k] != base.get(k)]
+    if r["model"] == "student" and r.get("jitter"):
         changed.append(f"jitter {r['jitter']}")
-    if r["architecture"] != "784-800-800-10":
+    if r["model"] == "student" and os.path.basename(r.get("teacher") or SHIPPED_TEACHER) != SHIPPED_TEACHER:
+        changed.append(f"teacher {os.path.basename(r['teacher'])}")
+    if r["architecture"] != {"teacher": "784-1200-1200-10"}.get(r["model"], "784-800-800-10"):
         changed.insert(0, r["architecture"])
     return ", ".join(changed) or "none: the starting recipe"
 
@@ -305,12 +314,12 @@ def study_records(folder):
     return records
 
 
-def study_table(records):
-    """The student recipe study: one row per arm (seeds pooled), best validation errors first.
+def study_table(records, arm_of=study_arm):
+    """A recipe study: one row per arm (seeds pooled), best validation errors first.
     Chosen by val_errors (held-out training images); test errors are shown, never used."""
     arms = {}
     for r in records:
-        arms.setdefault(study_arm(r), []).append(r)
+        arms.setdefault(arm_of(r), []).append(r)
     lines = ["| arm (what differs from the starting recipe) | val errors (of 10,000 held out) | "
              "test errors | seeds | epochs | wall-clock per run |", "|---|---|---|---|---|---|"]
     ranked = sorted(arms.items(), key=lambda kv: statistics.mean(r["val_errors"] for r in kv[1]))
@@ -322,6 +331,11 @@ def study_table(records):
                      f"{', '.join(str(r['seed']) for r in runs)} | {runs[0]['epochs']} | "
                      f"{minutes:.1f} min |")
     return "\n".join(lines)
+
+
+def teacher_arm(r):
+    """A teacher-study arm: what differs from LocalParams' teacher recipe."""
+    return study_arm(r, TEACHER_STUDY_FIELDS, tp.as_dict(tp.LocalParams()))
 
 
 def method(r):
@@ -441,6 +455,8 @@ def main(argv=None):
     parser.add_argument("--models", metavar="DIR", help="also a table of the checkpoints in DIR")
     parser.add_argument("--study", metavar="DIR", help="also the table of the student recipe "
                         "study: the runs in DIR with held-out images")
+    parser.add_argument("--teacher-study", metavar="DIR", help="also the table of the teacher "
+                        "recipe study: the runs in DIR with held-out images")
     parser.add_argument("--cnn", metavar="PATH", nargs="+", help="also the table of the "
                         "CNN-teacher and hint experiments: the runs in these folders and files")
     parser.add_argument("--plots", metavar="DIR", help="also draw the figures into DIR "
@@ -461,6 +477,8 @@ def main(argv=None):
               "dark-knowledge": dark_knowledge_table(dark) if dark else None,
               "models": models_table(args.models) if args.models else None,
               "student-study": study_table(study_records(args.study)) if args.study else None,
+              "teacher-study": study_table(study_records(args.teacher_study), teacher_arm)
+              if args.teacher_study else None,
               "cnn": cnn_table(cnn_records(args.cnn)) if args.cnn else None}
     for name, text in blocks.items():
         if text is None:

@@ -186,6 +186,24 @@ def test_study_rows_name_what_differs_and_rank_by_validation_not_test():
     assert "| 70.0 ± 7.1 (65-75) | 101.0 ± 8.5 (95-107) | 1, 2 |" in lines[3]
 
 
+def test_study_arms_name_a_teacher_other_than_the_shipped_one():
+    shipped = {**study_record(1, 60, 90), "teacher": "models/cumbersome_model_1200.pt"}
+    other = {**study_record(1, 50, 80), "teacher": "models/study/teacher_h10k.pt"}
+    assert tables.study_arm(shipped) == "none: the starting recipe"
+    assert tables.study_arm(other) == "teacher teacher_h10k.pt"
+
+
+def test_teacher_arms_are_named_against_the_local_teacher_recipe():
+    def teacher(seed, val, **params):
+        return {**record("teacher", seed, 70, epochs=300), "architecture": "784-1200-1200-10",
+                "holdout": 10000, "val_errors": val,
+                "params": {**tables.tp.as_dict(tables.tp.LocalParams()), **params}}
+    lines = tables.study_table([teacher(1, 30), teacher(2, 34), teacher(1, 25, ema=0.999)],
+                               tables.teacher_arm).splitlines()
+    assert lines[2].startswith("| ema 0.999 | 25 | 70 | 1 | 300 |")
+    assert lines[3].startswith("| none: the starting recipe | 32.0 ± 2.8 (30-34) |")
+
+
 def test_plots_are_drawn_from_the_records(tmp_path):
     pytest.importorskip("matplotlib", reason="plots are an optional extra (pip install matplotlib)")
     import plots
