@@ -314,15 +314,23 @@ def study_records(folder):
     return records
 
 
+def teacher_group(r):
+    """(0, '') for a student of the shipped teacher or a teacher run, else (1, its teacher)."""
+    name = os.path.basename(r.get("teacher") or SHIPPED_TEACHER)
+    return (0, "") if r["model"] != "student" or name == SHIPPED_TEACHER else (1, name)
+
+
 def study_table(records, arm_of=study_arm):
-    """A recipe study: one row per arm (seeds pooled), best validation errors first.
+    """A recipe study: one row per arm (seeds pooled), best validation errors first, per teacher.
     Chosen by val_errors (held-out training images); test errors are shown, never used."""
     arms = {}
     for r in records:
         arms.setdefault(arm_of(r), []).append(r)
     lines = ["| arm (what differs from the starting recipe) | val errors (of 10,000 held out) | "
              "test errors | seeds | epochs | wall-clock per run |", "|---|---|---|---|---|---|"]
-    ranked = sorted(arms.items(), key=lambda kv: statistics.mean(r["val_errors"] for r in kv[1]))
+    # validation errors compare only under one teacher: the shipped one's arms first
+    ranked = sorted(arms.items(), key=lambda kv: (teacher_group(kv[1][0]),
+                                                  statistics.mean(r["val_errors"] for r in kv[1])))
     for arm, runs in ranked:
         runs.sort(key=lambda r: r["seed"])
         minutes = statistics.mean(r["wall_s"] for r in runs) / 60

@@ -191,6 +191,10 @@ def test_study_arms_name_a_teacher_other_than_the_shipped_one():
     other = {**study_record(1, 50, 80), "teacher": "models/study/teacher_h10k.pt"}
     assert tables.study_arm(shipped) == "none: the starting recipe"
     assert tables.study_arm(other) == "teacher teacher_h10k.pt"
+    # ranked within each teacher: the other teacher's better val errors do not jump the queue
+    lines = tables.study_table([other, shipped, {**shipped, "val_errors": 70, "seed": 2}])
+    assert [l.split(" | ")[0] for l in lines.splitlines()[2:]] == [
+        "| none: the starting recipe", "| teacher teacher_h10k.pt"]
 
 
 def test_teacher_arms_are_named_against_the_local_teacher_recipe():
