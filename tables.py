@@ -285,6 +285,12 @@ TEACHER_STUDY_FIELDS = ["teacher_epochs", "lr", "lr_schedule", "optimizer", "bat
 SHIPPED_TEACHER = "cumbersome_model_1200.pt"
 
 
+def teacher_group(r):
+    """(0, '') for a student of the shipped teacher or a teacher run, else (1, its teacher)."""
+    name = os.path.basename(r.get("teacher") or SHIPPED_TEACHER)
+    return (0, "") if r["model"] != "student" or name == SHIPPED_TEACHER else (1, name)
+
+
 def study_arm(r, fields=STUDY_FIELDS, base=STUDY_BASE):
     """What sets a study run apart from the recipe the study started from, in words (a
     student's teacher too, when it is not the shipped one)."""
@@ -293,8 +299,9 @@ def study_arm(r, fields=STUDY_FIELDS, base=STUDY_BASE):
                for k in fields if k in params and params[k] != base.get(k)]
     if r["model"] == "student" and r.get("jitter"):
         changed.append(f"jitter {r['jitter']}")
-    if r["model"] == "student" and os.path.basename(r.get("teacher") or SHIPPED_TEACHER) != SHIPPED_TEACHER:
-        changed.append(f"teacher {os.path.basename(r['teacher'])}")
+    other, teacher = teacher_group(r)
+    if other:
+        changed.append(f"teacher {teacher}")
     if r["architecture"] != {"teacher": "784-1200-1200-10"}.get(r["model"], "784-800-800-10"):
         changed.insert(0, r["architecture"])
     return ", ".join(changed) or "none: the starting recipe"
@@ -312,12 +319,6 @@ def study_records(folder):
     if not records:
         fail(f"no results with held-out images (--holdout) in {folder!r}")
     return records
-
-
-def teacher_group(r):
-    """(0, '') for a student of the shipped teacher or a teacher run, else (1, its teacher)."""
-    name = os.path.basename(r.get("teacher") or SHIPPED_TEACHER)
-    return (0, "") if r["model"] != "student" or name == SHIPPED_TEACHER else (1, name)
 
 
 def study_table(records, arm_of=study_arm):
