@@ -17,10 +17,12 @@ def run_record(args, params, role, net, train_count, test_set, history, timing, 
     errors, per_class, _ = evaluate(net, *test_set)
     held_out = {} if val_set is None else {"val_errors": evaluate(net, *val_set)[0],
                                            "val_count": len(val_set[1])}
+    last = history[-1] if history else {}
+    raw = {k: last[k] for k in ("raw_test_errors", "raw_val_errors") if k in last}  # --ema
     return {"model": role, "dataset": args.dataset, "architecture": describe(net.config()),
             "config": net.config(),
             "test_errors": errors, "per_class_errors": per_class, "test_count": len(test_set[1]),
-            "holdout": args.holdout, **held_out,
+            "holdout": args.holdout, **held_out, **raw,
             "epochs": len(history), "seed": args.seed, "params": tp.as_dict(params),
             "train_count": int(train_count), "subset": args.subset, "omit": args.omit,
             "only": args.only,

@@ -65,7 +65,9 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     first Ctrl-C, and a resumed run continues bit for bit where it stopped.
     `warmup_steps`: optimizer steps of linear lr rise (at most a quarter of the run).
     `jitter`, `flip`: each epoch's images shifted by up to `jitter` px (and half of them
-    mirrored), see `dataset.augment`."""
+    mirrored), see `dataset.augment`. With `params.ema` the averaged net is evaluated and
+    returned; each epoch also records the raw net's `raw_test_errors` (`raw_val_errors`), which
+    are exactly those of the same run without averaging (averaging never touches training)."""
     optimizer = make_optimizer(net, params, lr)
     generator = torch.Generator().manual_seed(dataset.data_seed(seed))
     n, bs = len(train_set[1]), params.batch_size
@@ -121,6 +123,10 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                 entry["test_errors"] = evaluate(watched, *test_set)[0]
                 if val_set is not None:
                     entry["val_errors"] = evaluate(watched, *val_set)[0]
+                if average is not None:  # the raw weights too: one run measures what averaging adds
+                    entry["raw_test_errors"] = evaluate(net, *test_set)[0]
+                    if val_set is not None:
+                        entry["raw_val_errors"] = evaluate(net, *val_set)[0]
             problem = blow_up(history, entry, len((val_set or test_set)[1]))
             if problem:
                 raise Diverged(f"{problem} in epoch {epoch + 1}"

@@ -215,6 +215,10 @@ def test_weight_average_follows_the_hand_computed_ema(tiny_mnist):
                            batch_loss=train.hard_label_loss)
     assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(averaged.parameters(), expected))
     assert history[-1]["test_errors"] == layers.evaluate(averaged, *test_set)[0]
+    assert history[-1]["raw_test_errors"] == layers.evaluate(plain, *test_set)[0]
+    assert "raw_test_errors" not in train.fit(
+        train.init_net({"hidden": [8, 8]}, 1, "cpu"), [*train_set, None], test_set, params,
+        epochs=1, lr=0.05, seed=1, batch_loss=train.hard_label_loss)[0][-1]
 
 
 def test_adamw_has_no_weight_decay_and_ignores_the_momentum_fields():
