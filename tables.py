@@ -318,7 +318,24 @@ def study_records(folder):
     records = [r for r in load_records([folder]) if r.get("holdout")]
     if not records:
         fail(f"no results with held-out images (--holdout) in {folder!r}")
-    return records
+    return with_raw_weights(records)
+
+
+def with_raw_weights(records):
+    """records, plus for each --ema run the arm without averaging: its raw net's errors are
+    those of the same run without --ema (averaging never touches training), so one run
+    measures both. Skipped where that run exists on its own (the same seed and arm)."""
+    raw = []
+    for r in records:
+        if r["params"].get("ema") and "raw_val_errors" in r:
+            plain = {**r, "params": {**r["params"], "ema": 0.0}, "val_errors": r["raw_val_errors"],
+                     "test_errors": r["raw_test_errors"]}
+            raw.append(plain)
+    def run_of(r):  # what decides a run's numbers
+        return (sorted(r["params"].items()), r["seed"], r["model"], r["architecture"],
+                r.get("teacher"), r.get("jitter"), r.get("holdout"))
+    seen = [run_of(r) for r in records]
+    return records + [p for p in raw if run_of(p) not in seen]
 
 
 def study_table(records, arm_of=study_arm):

@@ -208,6 +208,28 @@ def test_teacher_arms_are_named_against_the_local_teacher_recipe():
     assert lines[3].startswith("| none: the starting recipe | 32.0 ± 2.8 (30-34) |")
 
 
+def test_an_averaged_run_also_gives_the_arm_without_averaging(tmp_path):
+    """An --ema run's raw_* errors are the plain recipe's own: a row of their own, unless that
+    very run (same recipe and seed) is there already."""
+    def teacher(seed, val, test, **extra):
+        params = {**tables.tp.as_dict(tables.tp.LocalParams()), "teacher_epochs": 600}
+        return {**record("teacher", seed, test, epochs=600), "architecture": "784-1200-1200-10",
+                "holdout": 10000, "val_errors": val, "params": {**params, **extra.pop("params", {})},
+                **extra}
+    for name, r in {"a": teacher(1, 60, 61, params={"ema": 0.9999}, raw_val_errors=70,
+                                 raw_test_errors=71),
+                    "b": teacher(2, 64, 66, params={"ema": 0.9999}, raw_val_errors=62,
+                                 raw_test_errors=63),
+                    "c": teacher(2, 62, 63)}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(r))
+    lines = tables.study_table(tables.study_records(str(tmp_path)), tables.teacher_arm).splitlines()
+    assert lines[2].startswith("| teacher_epochs 600, ema 0.9999 | 62.0 ± 2.8 (60-64) | "
+                               "63.5 ± 3.5 (61-66) | 1, 2 |")
+    # seed 2's raw errors are run c's: counted once
+    assert lines[3].startswith("| teacher_epochs 600 | 66.0 ± 5.7 (62-70) | 67.0 ± 5.7 (63-71) | 1, 2 |")
+    assert len(lines) == 4
+
+
 def test_plots_are_drawn_from_the_records(tmp_path):
     pytest.importorskip("matplotlib", reason="plots are an optional extra (pip install matplotlib)")
     import plots
