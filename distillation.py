@@ -45,13 +45,16 @@ def distillation_loss(student_logits, teacher_logits, labels, T, alpha):
     return alpha * T * T * soft + (1 - alpha) * hard
 
 
-def soft_target_loss(T, alpha, teacher=None):
+def soft_target_loss(T, alpha, teacher=None, sample=False):
     """Batch loss for `train.fit`: cached teacher logits arrive as `extra`; with a jittered
-    transfer set, pass the teacher to run it (eval mode, no gradients) on each shifted batch."""
+    transfer set, pass the teacher to run it (no gradients) on each shifted batch; `sample`:
+    with its dropout on, so each batch is taught by another member of its dropout ensemble."""
     def batch_loss(net, images, labels, teacher_logits):
         if teacher is not None:
             with torch.no_grad():
+                teacher.train(sample)
                 teacher_logits = teacher(images)
+                teacher.eval()
         return distillation_loss(net(images), teacher_logits, labels, T, alpha)
     return batch_loss
 
@@ -71,9 +74,11 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
         loss = hints.one_stage_loss(teacher, hint, lambda s, t, y: distillation_loss(
             s, t, y, params.T, params.alpha))
     else:
-        if not jitter:
+        live = jitter or params.teacher_dropout  # the teacher's logits change every batch
+        if not live:
             cached = layers.logits_of(teacher, images) if teacher_logits is None else teacher_logits
-        loss = soft_target_loss(params.T, params.alpha, teacher if jitter else None)
+        loss = soft_target_loss(params.T, params.alpha, teacher if live else None,
+                                params.teacher_dropout)
     return train.fit(net, [images, labels, cached], test_set, params,
                      epochs=epochs or params.distill_epochs, lr=params.distill_lr, seed=seed,
                      batch_loss=loss, jitter=jitter, flip=flip, max_steps=max_steps,
@@ -239,6 +244,7 @@ def main(argv=None):
     config = cli.net_config(args, runs[0], "student")
     teacher = checkpoint.load_net(args.teacher, device, args.dataset)
     hint = hint_of(args, config, teacher, runs[0].distill_epochs)
+    check_teacher_dropout(runs[0], teacher, hint)
     outs = [out_path(args, config, run.T, len(runs) > 1, hint) for run in runs]
     for out in outs:
         cli.check_writable(out)
@@ -247,7 +253,8 @@ def main(argv=None):
     teacher_errors, _, _ = layers.evaluate(teacher, *test_set)
     data = checkpoint.fingerprint(*train_set)
     teacher_id = checkpoint.fingerprint(*teacher.state_dict().values())
-    teacher_logits = None if jitter or hint else layers.logits_of(teacher, train_set[0])
+    teacher_logits = (None if jitter or hint or runs[0].teacher_dropout else
+                      layers.logits_of(teacher, train_set[0]))
     rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
              args.teacher), baseline_row(args, config, len(test_set[1]))]
     results = []
@@ -265,6 +272,20 @@ def main(argv=None):
                      + (f", hint {hint.weight:g}" if hint else "")))
     records.print_summary(rows)
     return results
+
+
+def check_teacher_dropout(run, teacher, hint):
+    """--teacher-dropout 1 needs a teacher with dropout and without batch norm (whose running
+    statistics training mode would change), and no hint (whose teacher features are fixed)."""
+    if not run.teacher_dropout:
+        return
+    config = teacher.config()
+    if not (config.get("dropout_input") or config.get("dropout_hidden")):
+        raise cli.UsageError("--teacher-dropout 1: the teacher has no dropout to sample")
+    if config.get("batch_norm"):
+        raise cli.UsageError("--teacher-dropout 1 needs a teacher without batch norm")
+    if hint is not None:
+        raise cli.UsageError("--teacher-dropout 1 cannot be combined with a hint")
 
 
 def baseline_row(args, config, test_count):

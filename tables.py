@@ -61,7 +61,8 @@ def row_key(r):
     return (r["model"], r["architecture"], r.get("T"), r.get("alpha"), r["params"]["name"],
             r["epochs"], r.get("jitter", 0), tuple(r.get("omit", [])), tuple(r.get("only", [])),
             r.get("subset", 1.0), learning_rate(r),
-            (r.get("dataset", "mnist"), r.get("holdout", 0), r.get("teacher"), method(r)))
+            (r.get("dataset", "mnist"), r.get("holdout", 0), r.get("teacher"), method(r),
+             r["params"].get("teacher_dropout", False)))
 
 
 def learning_rate(r):
@@ -70,13 +71,15 @@ def learning_rate(r):
 
 
 def describe_row(key):
-    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, _ = key
+    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, other = key
     name = {"teacher": "teacher", "small": "small net, hard labels", "student": "distilled"}[model]
     parts = [f"{name} {arch}"]
     if T is not None:
         parts.append(f"T={T:g}, alpha={alpha:g}")
     if jitter:
         parts.append(f"jitter {jitter}px")
+    if other[-1]:
+        parts.append("teacher dropout on")
     if omit or only:
         parts.append(f"omit {list(omit)}" if omit else f"only {list(only)}")
     if subset < 1:
@@ -144,9 +147,9 @@ def dark_knowledge_table(records):
 def paper_setting(key):
     """The paper's own rows: all training images, unjittered students at its alpha (ablations
     and other settings get no paper number and no target)."""
-    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, _ = key
+    model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, other = key
     return (not omit and not only and subset == 1.0 and alpha in (None, 0.9)
-            and (jitter == 0) == (model != "teacher"))
+            and (jitter == 0) == (model != "teacher") and not other[-1])  # teacher_dropout
 
 
 def target_verdict(key, runs, records):
@@ -272,7 +275,8 @@ def models_table(folder):
 
 
 STUDY_FIELDS = ["T", "alpha", "distill_lr", "distill_epochs", "optimizer", "nesterov", "ema",
-                "batch_size", "lr_schedule", "standardize", "init_std", "distill_warmup_steps"]
+                "batch_size", "lr_schedule", "lr_decay", "standardize", "init_std",
+                "distill_warmup_steps", "teacher_dropout"]
 
 
 # the recipe the study started from: LocalParams as it was then, student lr 0.05, at T = 20
@@ -369,7 +373,8 @@ def method(r):
     if r["model"] != "student":
         shifts = f", ±{r['jitter']} px shifts" if r.get("jitter") else ""
         return f"hard labels{shifts}{', flips' if r.get('flip') else ''}"
-    words = f"distilled, T={r['T']:g}"
+    words = f"distilled, T={r['T']:g}" + (", teacher dropout on" if r["params"].get(
+        "teacher_dropout") else "")
     if r.get("hint_stages") == 1:
         words += f" + hint {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}, one stage"
     elif r.get("hint_stages") == 2:

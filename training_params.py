@@ -38,6 +38,7 @@ class PaperParams:
     jitter: int = 2                 # teacher only: random shifts of up to this many pixels
     T: float = 20.0
     alpha: float = 0.9              # weight of the soft (distillation) term
+    teacher_dropout: bool = False   # students: soft targets from the teacher with dropout on
 
 
 @dataclass
@@ -63,6 +64,7 @@ class LocalParams(PaperParams):
 
 
 PARAMS = {"local": LocalParams, "paper": PaperParams}
+PARAMS_BY_NAME = {cls.__name__: cls() for cls in PARAMS.values()}  # as records name them
 RUN_FLAGS = {"epochs", "lr"}   # common flags that set the field of the run's role
 ROLE_FIELDS = {"teacher_epochs", "distill_epochs", "distill_lr"}
 DISTILL_FIELDS = {"T", "alpha"}  # flags of distillation.py only
@@ -89,6 +91,8 @@ HELP = {
     "dropout_hidden": "hidden dropout (the teacher's; other nets only when given)",
     "max_norm": "bound on each hidden unit's incoming weight norm, 0 = none "
                 "(the teacher's; other nets only when given)",
+    "teacher_dropout": "1: each batch's soft targets come from the teacher with its dropout "
+                       "on, one random member of its ensemble (a variant outside the paper)",
     "jitter": "random shifts of up to N px of the training (transfer) images "
               "(the teacher's; other nets only when given)",
 }
@@ -194,7 +198,8 @@ def as_dict(p):
     return {"name": type(p).__name__, **asdict(p)}
 
 
-STUDENT_ONLY = {"distill_epochs", "distill_lr", "distill_warmup_steps", "T", "alpha"}
+STUDENT_ONLY = {"distill_epochs", "distill_lr", "distill_warmup_steps", "T", "alpha",
+                "teacher_dropout"}
 
 
 def used_by(p, role):

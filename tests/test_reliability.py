@@ -228,6 +228,12 @@ def test_resume_compares_only_the_recipe_fields_the_run_uses(tmp_path):
     assert tp.used_by(tp.LocalParams(distill_lr=0.5), "student") != tp.used_by(tp.LocalParams(), "student")
     # a teacher saved with the full recipe, including student fields since changed, resumes
     assert saved_then_resumed(tp.as_dict(tp.LocalParams(distill_lr=0.01)), teacher)["epoch"] == 1
+    # a recipe saved before a field existed had that field's default: it resumes as such...
+    older = {k: v for k, v in tp.as_dict(tp.LocalParams()).items() if k != "teacher_dropout"}
+    student = tp.used_by(tp.LocalParams(), "student")
+    assert saved_then_resumed(older, student)["epoch"] == 1
+    with pytest.raises(cli.UsageError, match="teacher_dropout"):  # ...and not as another value
+        saved_then_resumed(older, tp.used_by(tp.LocalParams(teacher_dropout=True), "student"))
     # a field the teacher uses still tells runs apart
     with pytest.raises(cli.UsageError, match="differs in params"):
         saved_then_resumed(tp.as_dict(tp.LocalParams(lr=0.01)), teacher)

@@ -285,6 +285,33 @@ def test_teacher_logits_are_computed_once_unless_the_transfer_set_is_jittered(tr
     assert count_teacher_forwards(trained, jitter=2) == [100] * 12      # every batch, 3 epochs
 
 
+def test_teacher_dropout_teaches_each_batch_by_another_member_of_its_ensemble(trained):
+    import dataset
+    teacher = checkpoint.load_net(trained["teacher"], "cpu")
+    calls = []
+    teacher.register_forward_hook(lambda module, inputs, output: calls.append(
+        (module.training, inputs[0].clone(), output.clone())))
+    train_set = dataset.load(trained["data"], True)
+    params = distillation.tp.LocalParams(distill_epochs=1, batch_size=100, teacher_dropout=True)
+    distillation.distill(train.init_net({"hidden": [16, 16]}, 0, "cpu"), teacher, train_set,
+                         dataset.load(trained["data"], False), params, 0)
+    assert [(training, len(x)) for training, x, _ in calls] == [(True, 100)] * 4
+    assert not teacher.training, "the teacher is left as it was found: the mean net"
+    with torch.no_grad():
+        for _, x, sampled in list(calls):  # dropout on: not the mean net's logits, nor repeatable
+            assert not torch.allclose(sampled, teacher(x), atol=1e-3)
+            assert not torch.allclose(sampled, teacher.train()(x), atol=1e-3)
+            teacher.eval()
+
+
+def test_teacher_dropout_needs_a_teacher_with_dropout(trained, tmp_path, capsys):
+    out = str(tmp_path / "x.pt")
+    expect_bad_input(capsys, distillation.main, ["--data-dir", trained["data"], "--teacher",
+                                                 trained["small"], "--teacher-dropout", "1",
+                                                 "--out", out, *FAST], "--teacher-dropout",
+                     "no dropout", out=out)
+
+
 def test_divergence_stops_with_exit_3_and_writes_nothing(trained, tmp_path, capsys):
     out = str(tmp_path / "x.pt")
     with pytest.raises(SystemExit) as stop:

@@ -142,6 +142,10 @@ def test_ablations_get_neither_the_papers_number_nor_its_target():
     for row in (l for l in lines if "alpha=1," in l or "0.03 of the images" in l):
         assert row.split(" | ")[1] == "" and row.endswith("|  |")
     assert sum("0.03 of the images" in l for l in lines) == 2
+    sampled = record("student", 1, 70, T=20.0)
+    sampled["params"] = {**sampled["params"], "teacher_dropout": True}
+    [row] = [l for l in tables.table([sampled]).splitlines() if "distilled" in l]
+    assert "teacher dropout on" in row and row.split(" | ")[1] == "" and row.endswith("|  |")
     assert next(l for l in lines if "hard labels" in l and "0.03" not in l).endswith("| 146 ± 5: met |")
 
 
