@@ -62,7 +62,16 @@ def row_key(r):
             r["epochs"], r.get("jitter", 0), tuple(r.get("omit", [])), tuple(r.get("only", [])),
             r.get("subset", 1.0), learning_rate(r),
             (r.get("dataset", "mnist"), r.get("holdout", 0), r.get("teacher"), method(r),
-             r["params"].get("teacher_dropout", False)))
+             batch_size(r), r["params"].get("teacher_dropout", False)))
+
+
+def batch_size(r):
+    """The run's minibatch size, None where it is its recipe's default (most rows)."""
+    params = r["params"]
+    size = params.get("distill_batch_size") if r["model"] == "student" else None
+    size = size or params.get("batch_size")
+    default = getattr(tp.PARAMS_BY_NAME.get(params.get("name")), "batch_size", None)
+    return None if size == default else size
 
 
 def learning_rate(r):
@@ -204,7 +213,8 @@ def table(records):
         hardware = sorted({r.get("hardware", r["device"]) + threads(r) for r in runs})
         lines.append(f"| {describe_row(key)} | {paper} | {statistics.mean(errors):.1f}{spread} | "
                      f"{min(errors)}-{max(errors)} | {len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | "
-                     f"{key[4]}, {key[5]}{f', lr {key[10]:g}' if key[10] else ''} | {wall:.1f} min | {'; '.join(hardware)} | "
+                     f"{key[4]}, {key[5]}{f', lr {key[10]:g}' if key[10] else ''}"
+                     f"{f', batch {key[11][-2]}' if key[11][-2] else ''} | {wall:.1f} min | {'; '.join(hardware)} | "
                      f"{target_verdict(key, runs, records) or consistent_teacher_verdict(key, runs)} |")
     return "\n".join(lines)
 

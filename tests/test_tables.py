@@ -165,6 +165,16 @@ def test_models_table_lists_each_checkpoint_with_its_recorded_errors(tmp_path):
     assert stop.value.code == 2
 
 
+def test_runs_with_another_batch_size_are_another_row_that_says_so():
+    plain = [record("student", s, 90, T=20.0) for s in (1, 2)]
+    for r in plain:
+        r["params"] = {"name": "LocalParams", "batch_size": 100}
+    halved = [{**r, "params": {**r["params"], "batch_size": 50}, "test_errors": 80} for r in plain]
+    rows = [l for l in tables.table(plain + halved).splitlines() if "distilled" in l]
+    assert len(rows) == 2 and sum(", batch 50 |" in row for row in rows) == 1
+    assert "80.0 ± 0.0" in next(row for row in rows if "batch 50" in row)
+
+
 def test_runs_at_different_learning_rates_are_different_rows():
     fast = [{**record("student", s, 100, T=20.0), "params": {"name": "LocalParams", "distill_lr": 0.05}}
             for s in (1, 2)]
