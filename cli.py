@@ -83,6 +83,9 @@ def make_parser(doc, students=True):
     run.add_argument("--lr", type=float,
                      help=f"peak learning rate of this run (default: the recipe's; LocalParams: "
                           f"{local.lr:g}, student {local.distill_lr:g})")
+    run.add_argument("--batch-size", type=int, metavar="N",
+                     help=f"minibatch size of this run (default: the recipe's; LocalParams: "
+                          f"{local.batch_size}, student {local.distill_batch_size})")
     run.add_argument("--seed", type=int, default=1,
                      help="seeds init, shuffling, dropout and jitter (default: %(default)s)")
     run.add_argument("--hidden", type=int, nargs="+", metavar="W",

@@ -83,7 +83,7 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
                      epochs=epochs or params.distill_epochs, lr=params.distill_lr, seed=seed,
                      batch_loss=loss, jitter=jitter, flip=flip, max_steps=max_steps,
                      checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
-                     val_set=val_set)
+                     val_set=val_set, batch_size=params.distill_batch_size)
 
 
 def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, *, jitter=0,
@@ -98,7 +98,7 @@ def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, 
                          lr=params.distill_lr, seed=seed, batch_loss=hints.first_stage_loss(
                              teacher, hint), jitter=jitter, flip=flip, max_steps=max_steps,
                          checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
-                         val_set=val_set)
+                         val_set=val_set, batch_size=params.distill_batch_size)
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -130,11 +130,12 @@ def make_distill_parser(doc, sweep=True):
 
 
 def parse_distill_args(parser, argv):
-    """(args, one recipe per temperature), checked; the common --lr sets the distill_lr."""
+    """(args, one recipe per temperature), checked; the common --epochs, --lr and --batch-size
+    set the student's distill_* fields."""
     args = parser.parse_args(argv)
     temperatures = args.T if isinstance(args.T, list) else [args.T]
     args.T = None  # the recipe's T is set per run below
-    params = tp.params_from_args(args, "distill_epochs", "distill_lr")
+    params = tp.params_from_args(args, "distill_epochs", "distill_lr", "distill_batch_size")
     temperatures = [params.T if T is None else T for T in temperatures]
     if len(set(f"{T:g}" for T in temperatures)) < len(temperatures):
         raise cli.UsageError(f"--T lists a temperature twice: {temperatures}")

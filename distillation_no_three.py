@@ -130,6 +130,8 @@ def parse_args(argv):
     args, runs = distillation.parse_distill_args(make_parser(), argv)
     if args.epochs is not None:  # --epochs is the length of both runs, student and baseline
         runs[0].epochs = args.epochs
+    if args.batch_size is not None:  # ... and --batch-size their minibatch
+        runs[0].batch_size = args.batch_size
     if args.bias_shift is not None and not math.isfinite(args.bias_shift):
         raise cli.UsageError(f"--bias-shift must be a finite number, got {args.bias_shift}")
     if not args.omit and not args.only:

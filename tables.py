@@ -67,11 +67,15 @@ def row_key(r):
 
 def batch_size(r):
     """The run's minibatch size, None where it is its recipe's default (most rows)."""
-    params = r["params"]
-    size = params.get("distill_batch_size") if r["model"] == "student" else None
-    size = size or params.get("batch_size")
-    default = getattr(tp.PARAMS_BY_NAME.get(params.get("name")), "batch_size", None)
+    params, field = r["params"], "distill_batch_size" if r["model"] == "student" else "batch_size"
+    size = params.get(field) or params.get("batch_size")  # older students: batch_size was theirs
+    default = getattr(tp.PARAMS_BY_NAME.get(params.get("name")), field, None)
     return None if size == default else size
+
+
+def batch_note(size):
+    """', batch N' for a minibatch other than the recipe's default, else ''."""
+    return f", batch {size}" if size else ""
 
 
 def learning_rate(r):
@@ -127,13 +131,13 @@ def dark_knowledge_table(records):
     groups = {}
     for r in records:
         key = (r["experiment"], r["model"], r["architecture"], r.get("T"), r["params"]["name"],
-               r["epochs"], learning_rate(r))
+               r["epochs"], learning_rate(r), batch_size(r))
         groups.setdefault(key, []).append(r)
     lines = ["| transfer set | net | variant | bias shift | test errors | paper | errors on "
              "missing classes | paper | seeds | recipe, epochs, lr | target: at most the paper's |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=lambda k: (k[0].startswith("only"), k[1] == "small", str(k))):
-        experiment, model, arch, T, params, epochs, lr = key
+        experiment, model, arch, T, params, epochs, lr, batch = key
         runs = sorted(groups[key], key=lambda r: r["seed"])
         net = f"distilled {arch}, T={T:g}" if model == "student" else f"small {arch}, hard labels"
         for variant in ("as trained", "fixed shift", "frequency-matched shift"):
@@ -148,7 +152,7 @@ def dark_knowledge_table(records):
                 f"{spread(shown, 2 if percent else 1)}{'%' if percent else ''} | {paper[0]} | "
                 f"{spread(missing)} of {reports[0]['missing_class_count']} | {paper[1] or ''} | "
                 f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {params}, {epochs}"
-                f"{f', lr {lr:g}' if lr else ''} | "
+                f"{f', lr {lr:g}' if lr else ''}{batch_note(batch)} | "
                 f"{dark_verdict(paper, shown, missing)} |")
     return "\n".join(lines)
 
@@ -202,9 +206,11 @@ def table(records):
         groups.setdefault(row_key(r), []).append(r)
     lines = ["| experiment | paper | ours: mean ± std | min-max | seeds | recipe, epochs, lr | "
              "wall-clock per run | hardware | target |", "|---|---|---|---|---|---|---|---|---|"]
-    # per model: the paper's settings first, the longest run first, then the ablations
+    # per model: the paper's settings first, the recipe's own minibatch and the longest run
+    # first, then the ablations
     for key in sorted(groups, key=lambda k: (ORDER[k[0]], k[1], k[2] or 0, not paper_setting(k),
-                                             k[9] < 1, k[3] or 0, -k[5], str(k))):
+                                             k[9] < 1, k[3] or 0, k[11][-2] is not None, -k[5],
+                                             str(k))):
         runs = sorted(groups[key], key=lambda r: r["seed"])
         errors = [r["test_errors"] for r in runs]
         spread = f" ± {statistics.stdev(errors):.1f}" if len(errors) > 1 else " (one seed)"
@@ -214,7 +220,7 @@ def table(records):
         lines.append(f"| {describe_row(key)} | {paper} | {statistics.mean(errors):.1f}{spread} | "
                      f"{min(errors)}-{max(errors)} | {len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"{key[4]}, {key[5]}{f', lr {key[10]:g}' if key[10] else ''}"
-                     f"{f', batch {key[11][-2]}' if key[11][-2] else ''} | {wall:.1f} min | {'; '.join(hardware)} | "
+                     f"{batch_note(key[11][-2])} | {wall:.1f} min | {'; '.join(hardware)} | "
                      f"{target_verdict(key, runs, records) or consistent_teacher_verdict(key, runs)} |")
     return "\n".join(lines)
 
@@ -234,26 +240,28 @@ def swept_architectures(records):
 
 
 def sweep_table(records):
-    """Test errors by temperature (rows) and student width (columns), over seeds."""
-    archs = sorted({r["architecture"] for r in records}, key=lambda a: -len(a))
+    """Test errors by temperature (rows) and student width and minibatch (columns), over seeds."""
+    columns = sorted({(r["architecture"], batch_size(r) or 0) for r in records},
+                     key=lambda c: (-len(c[0]), c[0], c[1]))
     cells = {}
     for r in records:
-        cells.setdefault((r["T"], r["architecture"]), []).append(r)
-    lines = ["| T | " + " | ".join(f"distilled {a}" for a in archs) + " |",
-             "|---|" + "---|" * len(archs)]
+        cells.setdefault((r["T"], r["architecture"], batch_size(r) or 0), []).append(r)
+    lines = ["| T | " + " | ".join(f"distilled {a}{batch_note(b)}" for a, b in columns) + " |",
+             "|---|" + "---|" * len(columns)]
     for T in sorted({r["T"] for r in records}):
         row = []
-        for arch in archs:
-            runs = sorted(cells.get((T, arch), []), key=lambda r: r["seed"])
+        for arch, batch in columns:
+            runs = sorted(cells.get((T, arch, batch), []), key=lambda r: r["seed"])
             row.append(f"{spread([r['test_errors'] for r in runs])}, seeds "
                        f"{','.join(str(r['seed']) for r in runs)}" if runs else "")
         lines.append(f"| {T:g} | " + " | ".join(row) + " |")
-    recipes = sorted({(r["architecture"], r["params"]["name"], r["epochs"], learning_rate(r),
-                       r["alpha"]) for r in records}, key=lambda x: archs.index(x[0]))
+    recipes = sorted({(r["architecture"], batch_size(r) or 0, r["params"]["name"], r["epochs"],
+                       learning_rate(r), r["alpha"]) for r in records},
+                     key=lambda x: columns.index(x[:2]))
     lines.append("")
-    lines.append("Recipe: " + "; ".join(f"{arch}: {name}, {epochs} epochs, "
+    lines.append("Recipe: " + "; ".join(f"{arch}{batch_note(batch)}: {name}, {epochs} epochs, "
                                         f"{f'lr {lr:g}, ' if lr else ''}alpha {alpha:g}"
-                                        for arch, name, epochs, lr, alpha in recipes) +
+                                        for arch, batch, name, epochs, lr, alpha in recipes) +
                  f"; wall-clock per run {min(r['wall_s'] for r in records) / 60:.1f}-"
                  f"{max(r['wall_s'] for r in records) / 60:.1f} min on "
                  f"{'; '.join(sorted({r.get('hardware', r['device']) for r in records}))}.")
@@ -285,12 +293,13 @@ def models_table(folder):
 
 
 STUDY_FIELDS = ["T", "alpha", "distill_lr", "distill_epochs", "optimizer", "nesterov", "ema",
-                "batch_size", "lr_schedule", "lr_decay", "standardize", "init_std",
+                "distill_batch_size", "lr_schedule", "lr_decay", "standardize", "init_std",
                 "distill_warmup_steps", "teacher_dropout"]
 
 
-# the recipe the study started from: LocalParams as it was then, student lr 0.05, at T = 20
-STUDY_BASE = {**tp.as_dict(tp.LocalParams()), "T": 20.0, "distill_lr": 0.05}
+# the recipe the study started from: LocalParams as it was then, student lr 0.05, batch 100, T 20
+STUDY_BASE = {**tp.as_dict(tp.LocalParams()), "T": 20.0, "distill_lr": 0.05,
+              "distill_batch_size": 100}
 
 
 # the teacher study's arms differ from LocalParams' teacher recipe in these fields
@@ -309,6 +318,8 @@ def study_arm(r, fields=STUDY_FIELDS, base=STUDY_BASE):
     """What sets a study run apart from the recipe the study started from, in words (a
     student's teacher too, when it is not the shipped one)."""
     params = r["params"]
+    if r["model"] == "student" and "distill_batch_size" not in params:  # older students
+        params = {**params, "distill_batch_size": params.get("batch_size")}
     changed = [f"{k} {params[k]:g}" if isinstance(params[k], float) else f"{k} {params[k]}"
                for k in fields if k in params and params[k] != base.get(k)]
     if r["model"] == "student" and r.get("jitter"):

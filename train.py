@@ -54,8 +54,9 @@ def set_momentum(optimizer, params, epoch):
 
 
 def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitter=0, flip=False,
-        max_steps=None, checkpoints=None, warmup_steps=0, val_set=None):
-    """Train `net` for `epochs` epochs at peak rate `lr`; returns (history, timing).
+        max_steps=None, checkpoints=None, warmup_steps=0, val_set=None, batch_size=None):
+    """Train `net` for `epochs` epochs at peak rate `lr` in minibatches of `batch_size`
+    (default params.batch_size); returns (history, timing).
 
     train_set = [images, labels, extra]: `extra` is a per-example tensor shuffled and batched
     along with the images (the teacher's cached logits of a distillation), or None.
@@ -70,7 +71,7 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     are exactly those of the same run without averaging (averaging never touches training)."""
     optimizer = make_optimizer(net, params, lr)
     generator = torch.Generator().manual_seed(dataset.data_seed(seed))
-    n, bs = len(train_set[1]), params.batch_size
+    n, bs = len(train_set[1]), batch_size or params.batch_size
     steps = math.ceil(n / bs) if max_steps is None else min(max_steps, math.ceil(n / bs))
     warmup = tp.warmup_length(warmup_steps, steps * epochs)
     average = copy.deepcopy(net) if params.ema else None

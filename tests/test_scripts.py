@@ -266,14 +266,15 @@ def test_bad_input_from_the_command_line_is_one_line(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def count_teacher_forwards(trained, jitter):
+def count_teacher_forwards(trained, jitter, **recipe):
     import dataset
     teacher = checkpoint.load_net(trained["teacher"], "cpu")
     calls = []
     teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     train_set = dataset.load(trained["data"], True)
     student = train.init_net({"hidden": [16, 16]}, 0, "cpu")
-    params = distillation.tp.LocalParams(distill_epochs=3, batch_size=100, T=20.0, alpha=0.9)
+    params = distillation.tp.LocalParams(**{"distill_epochs": 3, "distill_batch_size": 100,
+                                            "T": 20.0, "alpha": 0.9, **recipe})
     distillation.distill(student, teacher, train_set, dataset.load(trained["data"], False),
                          params, 0, jitter=jitter)
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
@@ -285,6 +286,19 @@ def test_teacher_logits_are_computed_once_unless_the_transfer_set_is_jittered(tr
     assert count_teacher_forwards(trained, jitter=2) == [100] * 12      # every batch, 3 epochs
 
 
+def test_a_student_trains_in_minibatches_of_its_own_batch_size(trained, tmp_path):
+    # distill_batch_size is the student's; batch_size (the teacher's and small net's) is not read
+    assert count_teacher_forwards(trained, 2, distill_epochs=1, batch_size=100,
+                                  distill_batch_size=40) == [40] * 10
+    [record] = distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"],
+                                  "--out", str(tmp_path / "s.pt"), "--T", "20", "--epochs", "1",
+                                  "--hidden", "32", "--batch-size", "80"])
+    assert record["params"]["distill_batch_size"] == 80
+    assert record["params"]["batch_size"] == distillation.tp.LocalParams().batch_size == 100
+    assert distillation.tp.LocalParams().distill_batch_size == 50
+    assert distillation.tp.PaperParams().distill_batch_size == 100
+
+
 def test_teacher_dropout_teaches_each_batch_by_another_member_of_its_ensemble(trained):
     import dataset
     teacher = checkpoint.load_net(trained["teacher"], "cpu")
@@ -292,7 +306,7 @@ def test_teacher_dropout_teaches_each_batch_by_another_member_of_its_ensemble(tr
     teacher.register_forward_hook(lambda module, inputs, output: calls.append(
         (module.training, inputs[0].clone(), output.clone())))
     train_set = dataset.load(trained["data"], True)
-    params = distillation.tp.LocalParams(distill_epochs=1, batch_size=100, teacher_dropout=True)
+    params = distillation.tp.LocalParams(distill_epochs=1, distill_batch_size=100, teacher_dropout=True)
     distillation.distill(train.init_net({"hidden": [16, 16]}, 0, "cpu"), teacher, train_set,
                          dataset.load(trained["data"], False), params, 0)
     assert [(training, len(x)) for training, x, _ in calls] == [(True, 100)] * 4

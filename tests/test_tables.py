@@ -166,13 +166,29 @@ def test_models_table_lists_each_checkpoint_with_its_recorded_errors(tmp_path):
 
 
 def test_runs_with_another_batch_size_are_another_row_that_says_so():
-    plain = [record("student", s, 90, T=20.0) for s in (1, 2)]
-    for r in plain:
-        r["params"] = {"name": "LocalParams", "batch_size": 100}
-    halved = [{**r, "params": {**r["params"], "batch_size": 50}, "test_errors": 80} for r in plain]
-    rows = [l for l in tables.table(plain + halved).splitlines() if "distilled" in l]
-    assert len(rows) == 2 and sum(", batch 50 |" in row for row in rows) == 1
-    assert "80.0 ± 0.0" in next(row for row in rows if "batch 50" in row)
+    # a student's minibatch is distill_batch_size (LocalParams: 50); records written before
+    # that field existed kept it in batch_size
+    old = [{**record("student", s, 90, T=20.0), "params": {"name": "LocalParams", "batch_size": 100}}
+           for s in (1, 2)]
+    new = [{**record("student", s, 80, T=20.0),
+            "params": {"name": "LocalParams", "batch_size": 100, "distill_batch_size": 50}}
+           for s in (1, 2)]
+    rows = [l for l in tables.table(old + new).splitlines() if "distilled" in l]
+    assert len(rows) == 2 and "batch" not in rows[0] and "80.0 ± 0.0" in rows[0]
+    assert "90.0 ± 0.0" in rows[1] and ", batch 100 |" in rows[1]
+    teachers = [{**record("teacher", s, 70), "params": {"name": "LocalParams", "batch_size": b}}
+                for s, b in ((1, 100), (2, 50))]
+    assert [tables.batch_size(r) for r in teachers] == [None, 50]
+
+
+def test_a_temperature_sweep_at_another_batch_size_is_its_own_column():
+    runs = [{**record("student", 1, errors, T=T), "architecture": "784-30-30-10",
+             "params": {"name": "LocalParams", "distill_batch_size": batch, "distill_lr": 0.02}}
+            for T, batch, errors in ((2.0, 50, 240), (2.0, 100, 250), (4.0, 50, 260))]
+    lines = tables.sweep_table(runs).splitlines()
+    assert lines[0] == "| T | distilled 784-30-30-10 | distilled 784-30-30-10, batch 100 |"
+    assert lines[2] == "| 2 | 240, seeds 1 | 250, seeds 1 |" and lines[3] == "| 4 | 260, seeds 1 |  |"
+    assert "784-30-30-10, batch 100: LocalParams" in lines[-1]
 
 
 def test_runs_at_different_learning_rates_are_different_rows():
