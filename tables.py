@@ -419,7 +419,7 @@ def cnn_key(r):
             (r.get("teacher"), r.get("alpha"), r.get("subset", 1.0), r.get("holdout", 0),
              tuple(r.get("omit", [])), tuple(r.get("only", [])), r.get("jitter", 0),
              r.get("flip", False), config.get("dropout_input"), config.get("dropout_hidden"),
-             config.get("max_norm")))
+             config.get("max_norm"), batch_size(r)))
 
 
 def cnn_table(records):
@@ -439,7 +439,7 @@ def cnn_table(records):
              "seed | seeds | epochs, lr |", "|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=lambda k: (k[0], ORDER[k[1]], -len(k[2]), k[2],
                                              groups[k][0].get("T") or 0, k[3])):
-        data, model, arch, how, teacher, epochs, lr, _ = key
+        data, model, arch, how, teacher, epochs, lr, other = key
         runs = sorted(groups[key], key=lambda r: r["seed"])
         errors = [r["test_errors"] for r in runs]
         twin = {r["seed"]: (data, arch, r["seed"], epochs, r.get("subset", 1.0)) for r in runs}
@@ -448,7 +448,8 @@ def cnn_table(records):
         gain = f"{spread(gains)}" if gains and len(gains) == len(runs) else ""
         lines.append(f"| {data} | {model} {arch} | {how} | {teacher} | {spread(errors)} | "
                      f"{100 * statistics.mean(errors) / runs[0]['test_count']:.2f} | {gain} | "
-                     f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {epochs}, lr {lr:g} |")
+                     f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {epochs}, lr {lr:g}"
+                     f"{batch_note(other[-1])} |")
     return "\n".join(lines + [""] + cnn_verdicts(groups))
 
 
