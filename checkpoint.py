@@ -127,9 +127,10 @@ class Checkpoints:
         """The stored identity's `key`; of its recipe, only the fields this run uses (a
         checkpoint written before a recipe field was added still resumes)."""
         if key == "params" and isinstance(stored.get(key), dict) and "params" in self.identity:
-            # a field the saved recipe lacks had its recipe's default then
-            recipe = tp.PARAMS_BY_NAME.get(stored[key].get("name"))
-            return {k: stored[key][k] if k in stored[key] else getattr(recipe, k, None)
+            # a field the saved recipe lacks was held by its former field, or had its recipe's
+            # default then
+            saved, recipe = stored[key], tp.PARAMS_BY_NAME.get(stored[key].get("name"))
+            return {k: saved[k] if k in saved else saved.get(tp.FORMERLY.get(k), getattr(recipe, k, None))
                     for k in self.identity["params"]}
         if key == "config" and isinstance(stored.get(key), dict):
             try:  # a config saved before a field was added means that field's default

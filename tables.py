@@ -68,7 +68,7 @@ def row_key(r):
 def batch_size(r):
     """The run's minibatch size, None where it is its recipe's default (most rows)."""
     params, field = r["params"], "distill_batch_size" if r["model"] == "student" else "batch_size"
-    size = params.get(field) or params.get("batch_size")  # older students: batch_size was theirs
+    size = params.get(field, params.get(tp.FORMERLY.get(field)))  # older students: batch_size
     default = getattr(tp.PARAMS_BY_NAME.get(params.get("name")), field, None)
     return None if size == default else size
 
@@ -318,8 +318,8 @@ def study_arm(r, fields=STUDY_FIELDS, base=STUDY_BASE):
     """What sets a study run apart from the recipe the study started from, in words (a
     student's teacher too, when it is not the shipped one)."""
     params = r["params"]
-    if r["model"] == "student" and "distill_batch_size" not in params:  # older students
-        params = {**params, "distill_batch_size": params.get("batch_size")}
+    if r["model"] == "student":  # fields older students kept elsewhere
+        params = {**{k: params.get(old) for k, old in tp.FORMERLY.items()}, **params}
     changed = [f"{k} {params[k]:g}" if isinstance(params[k], float) else f"{k} {params[k]}"
                for k in fields if k in params and params[k] != base.get(k)]
     if r["model"] == "student" and r.get("jitter"):
@@ -459,7 +459,7 @@ def cnn_verdicts(groups):
     by_net = {}
     for key, runs in groups.items():
         if key[1] != "teacher":
-            way = key[3] + (f", teacher {key[4]}" if key[4] else "")
+            way = key[3] + (f", teacher {key[4]}" if key[4] else "") + batch_note(key[-1][-1])
             by_net.setdefault((key[0], key[2]), []).append((way, {r["seed"]: r["test_errors"] for r in runs}))
     lines = []
     for (data, arch), ways in sorted(by_net.items()):

@@ -54,7 +54,7 @@ class LocalParams(PaperParams):
     lr: float = 0.03
     distill_lr: float = 0.02        # chosen on held-out images over 3 seeds (results/student_study)
     distill_batch_size: int = 50    # ditto: 4.7 fewer val errors than 100 over 3 seeds
-    distill_warmup_steps: int = 1200  # 2 epochs of 60k; without it 0.03 diverged in epoch 1 at T = 20
+    distill_warmup_steps: int = 1200  # 1 epoch of 60k at batch 50; without it 0.03 diverged in epoch 1 at T = 20
     lr_schedule: str = "cosine"
     momentum: float = 0.9
     momentum_start: float = 0.9
@@ -203,6 +203,10 @@ def momentum_at(p, epoch):
 def as_dict(p):
     return {"name": type(p).__name__, **asdict(p)}
 
+
+# fields that took over what an older field held for students: a record or saved state
+# written before `distill_batch_size` existed kept the student's minibatch in `batch_size`
+FORMERLY = {"distill_batch_size": "batch_size"}
 
 STUDENT_ONLY = {"distill_epochs", "distill_lr", "distill_batch_size", "distill_warmup_steps",
                 "T", "alpha", "teacher_dropout"}

@@ -113,7 +113,7 @@ def test_first_of_two_stages_trains_only_the_lower_layers(tiny_mnist):
     teacher = layers.CNN(channels=[6, 8], kernel=3, hidden=[16])
     student = train.init_net({"arch": "cnn", "channels": [3, 4], "kernel": 3, "hidden": [8]}, 1, "cpu")
     before = {name: p.clone() for name, p in student.named_parameters()}
-    params = tp.LocalParams(batch_size=50, distill_warmup_steps=0)
+    params = tp.LocalParams(distill_batch_size=50, distill_warmup_steps=0)
     distillation.hint_first_stage(student, teacher, train_set, test_set, params, 1,
                                   hints.Hint(1.0, "stage1", "stage1", 2, 2))
     changed = {name for name, p in student.named_parameters() if not torch.equal(p, before[name])}

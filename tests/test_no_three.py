@@ -107,8 +107,12 @@ def test_end_to_end_without_threes(trained, tmp_path, capsys):
     assert variants["frequency-matched shift"]["bias_shift"] == student["frequency_matched_shift"]
     # the hard-label baseline never saw a 3 and has no soft targets: it cannot say "3"
     assert small["variants"]["as trained"]["missing_class_errors"] == threes
-    # --batch-size (FAST: 50), like --epochs, is that of both runs
-    assert student["params"]["distill_batch_size"] == small["params"]["batch_size"] == 50
+
+
+def test_batch_size_is_that_of_both_runs_like_epochs(trained, tmp_path):
+    _, (student, small) = run(trained, tmp_path, "--batch-size", "40", "--epochs", "1")
+    assert student["params"]["distill_batch_size"] == small["params"]["batch_size"] == 40
+    assert student["epochs"] == small["epochs"] == 1
 
 
 def garbage_test_set(root, n=100):

@@ -234,6 +234,13 @@ def test_resume_compares_only_the_recipe_fields_the_run_uses(tmp_path):
     assert saved_then_resumed(older, student)["epoch"] == 1
     with pytest.raises(cli.UsageError, match="teacher_dropout"):  # ...and not as another value
         saved_then_resumed(older, tp.used_by(tp.LocalParams(teacher_dropout=True), "student"))
+    # a student saved before distill_batch_size existed trained at its batch_size
+    before = {k: v for k, v in tp.as_dict(tp.LocalParams(batch_size=100)).items()
+              if k != "distill_batch_size"}
+    assert saved_then_resumed(before, tp.used_by(tp.LocalParams(distill_batch_size=100),
+                                                 "student"))["epoch"] == 1
+    with pytest.raises(cli.UsageError, match="distill_batch_size"):  # not at today's default 50
+        saved_then_resumed(before, student)
     # a field the teacher uses still tells runs apart
     with pytest.raises(cli.UsageError, match="differs in params"):
         saved_then_resumed(tp.as_dict(tp.LocalParams(lr=0.01)), teacher)
