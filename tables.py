@@ -3,8 +3,9 @@
     python tables.py results/reproduction --models models              # print the tables
     python tables.py results/reproduction --models models --write README.md
     python tables.py results/reproduction --study results/student_study --models models \
-        --cnn results/cnn_and_hints results/reproduction/distilled_model_800_20_lr0.02_s*.json \
-        --plots docs --write README.md                      # everything the README shows
+        --teacher-study results/teacher_study --cnn results/cnn_and_hints \
+        results/reproduction/distilled_model_800_20_lr0.02_s*.json \
+        --plots docs --write README.md       # every table of the README made from results files
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
 so nothing is typed or rounded by hand.
