@@ -137,7 +137,8 @@ def dark_knowledge_table(records):
     lines = ["| transfer set | net | variant | bias shift | test errors | paper | errors on "
              "missing classes | paper | seeds | recipe, epochs, lr | target: at most the paper's |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for key in sorted(groups, key=lambda k: (k[0].startswith("only"), k[1] == "small", str(k))):
+    for key in sorted(groups, key=lambda k: (k[0].startswith("only"), k[1] == "small",
+                                             k[-1] is not None, str(k))):  # default batch first
         experiment, model, arch, T, params, epochs, lr, batch = key
         runs = sorted(groups[key], key=lambda r: r["seed"])
         net = f"distilled {arch}, T={T:g}" if model == "student" else f"small {arch}, hard labels"
