@@ -18,14 +18,15 @@ def pyplot():
     return plt
 
 
-def temperature_sweep(records, path):
-    """Test errors against T, one line per student width: mean over seeds, bars = min-max."""
+def temperature_sweep(records, path, label=lambda r: f"distilled {r['architecture']}"):
+    """Test errors against T, one line per `label(record)` (a student width, by default): mean
+    over seeds, bars = min-max."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for architecture in sorted({r["architecture"] for r in records}, key=len, reverse=True):
+    for name in sorted({label(r) for r in records}, key=lambda n: (-len(n.split(",")[0]), n)):
         by_T = {}
         for r in records:
-            if r["architecture"] == architecture:
+            if label(r) == name:
                 by_T.setdefault(r["T"], []).append(r["test_errors"])
         Ts = sorted(by_T)
         means = [statistics.mean(by_T[T]) for T in Ts]
@@ -33,7 +34,7 @@ def temperature_sweep(records, path):
         high = [max(by_T[T]) - m for m, T in zip(means, Ts)]
         seeds = max(len(v) for v in by_T.values())
         ax.errorbar(Ts, means, yerr=[low, high], marker="o", capsize=3,
-                    label=f"distilled {architecture} ({seeds} seed{'s' if seeds > 1 else ''})")
+                    label=f"{name} ({seeds} seed{'s' if seeds > 1 else ''})")
     ax.set_xscale("log")
     ax.set_xticks(sorted({r["T"] for r in records}))
     ax.set_xticklabels([f"{T:g}" for T in sorted({r["T"] for r in records})])

@@ -553,14 +553,17 @@ def draw(folder, sweeps, plain):
     except ImportError as e:
         fail(str(e))
     if sweeps:
-        print("wrote", plots.temperature_sweep(sweeps, os.path.join(folder, "temperature_sweep.png")))
+        def line(r):  # one line per width and minibatch
+            return f"distilled {r['architecture']}{batch_note(batch_size(r))}"
+        print("wrote", plots.temperature_sweep(sweeps, os.path.join(folder, "temperature_sweep.png"),
+                                               line))
     curves = []
     for model, label in (("teacher", "teacher"), ("small", "small net, hard labels"),
                          ("student", "distilled student, T = 20")):
         runs = sorted((r for r in plain if r["model"] == model and r["seed"] == 1
                        and PAPER.get((r["model"], r["architecture"], r.get("T"))) is not None
-                       and r.get("alpha", 0.9) == 0.9 and r.get("subset", 1.0) == 1.0),
-                      key=lambda r: -r["epochs"])
+                       and paper_setting(row_key(r)) and batch_size(r) is None),
+                      key=lambda r: -r["epochs"])  # the paper's row at the recipe's defaults
         if runs:
             curves.append((f"{label} ({runs[0]['test_errors']} at epoch {runs[0]['epochs']})", runs[0]))
     if curves:
