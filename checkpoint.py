@@ -130,8 +130,7 @@ class Checkpoints:
             # a field the saved recipe lacks was held by its former field, or had its recipe's
             # default then
             saved, recipe = stored[key], tp.PARAMS_BY_NAME.get(stored[key].get("name"))
-            return {k: saved[k] if k in saved else saved.get(tp.FORMERLY.get(k), getattr(recipe, k, None))
-                    for k in self.identity["params"]}
+            return {k: tp.recorded(saved, k, getattr(recipe, k, None)) for k in self.identity["params"]}
         if key == "config" and isinstance(stored.get(key), dict):
             try:  # a config saved before a field was added means that field's default
                 return layers.build(stored[key]).config()

@@ -23,7 +23,8 @@ def temperature_sweep(records, path, label=lambda r: f"distilled {r['architectur
     over seeds, bars = min-max."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in sorted({label(r) for r in records}, key=lambda n: (-len(n.split(",")[0]), n)):
+    widest_first = sorted(records, key=lambda r: (-len(r["architecture"]), label(r)))
+    for name in dict.fromkeys(label(r) for r in widest_first):
         by_T = {}
         for r in records:
             if label(r) == name:

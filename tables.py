@@ -69,7 +69,7 @@ def row_key(r):
 def batch_size(r):
     """The run's minibatch size, None where it is its recipe's default (most rows)."""
     params, field = r["params"], "distill_batch_size" if r["model"] == "student" else "batch_size"
-    size = params.get(field, params.get(tp.FORMERLY.get(field)))  # older students: batch_size
+    size = tp.recorded(params, field)
     default = getattr(tp.PARAMS_BY_NAME.get(params.get("name")), field, None)
     return None if size == default else size
 
@@ -321,7 +321,7 @@ def study_arm(r, fields=STUDY_FIELDS, base=STUDY_BASE):
     student's teacher too, when it is not the shipped one)."""
     params = r["params"]
     if r["model"] == "student":  # fields older students kept elsewhere
-        params = {**{k: params.get(old) for k, old in tp.FORMERLY.items()}, **params}
+        params = {**params, **{k: tp.recorded(params, k) for k in tp.FORMERLY}}
     changed = [f"{k} {params[k]:g}" if isinstance(params[k], float) else f"{k} {params[k]}"
                for k in fields if k in params and params[k] != base.get(k)]
     if r["model"] == "student" and r.get("jitter"):

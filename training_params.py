@@ -137,13 +137,14 @@ def params_from_args(args, epochs_field="epochs", lr_field="lr", batch_field="ba
         setattr(params, epochs_field, args.epochs)
     if args.lr is not None:
         setattr(params, lr_field, args.lr)
-    if getattr(args, "batch_size", None) is not None:
+    if args.batch_size is not None:
         setattr(params, batch_field, args.batch_size)
     return params
 
 
 def flag(name):
-    """The command-line flag that sets a field (role fields are set by --epochs / --lr)."""
+    """The command-line flag that sets a field (role fields are set by --epochs, --lr and
+    --batch-size)."""
     return {"teacher_epochs": "--epochs", "distill_epochs": "--epochs", "distill_lr": "--lr",
             "distill_batch_size": "--batch-size"}.get(name, "--" + name.replace("_", "-"))
 
@@ -208,6 +209,12 @@ def as_dict(p):
 # fields that took over what an older field held for students: a record or saved state
 # written before `distill_batch_size` existed kept the student's minibatch in `batch_size`
 FORMERLY = {"distill_batch_size": "batch_size"}
+
+
+def recorded(saved, name, default=None):
+    """Field `name` of a saved recipe (a dict); for one saved before the field existed, the
+    value of the field it took over (FORMERLY), else `default`."""
+    return saved[name] if name in saved else saved.get(FORMERLY.get(name), default)
 
 STUDENT_ONLY = {"distill_epochs", "distill_lr", "distill_batch_size", "distill_warmup_steps",
                 "T", "alpha", "teacher_dropout"}
