@@ -241,6 +241,11 @@ def swept_architectures(records):
     return {arch for arch, Ts in temperatures.items() if len(Ts) >= 3}
 
 
+def sweep_label(architecture, batch):
+    """A sweep's column in the table and its line in the figure: a width and a minibatch."""
+    return f"distilled {architecture}{batch_note(batch)}"
+
+
 def sweep_table(records):
     """Test errors by temperature (rows) and student width and minibatch (columns), over seeds."""
     columns = sorted({(r["architecture"], batch_size(r) or 0) for r in records},
@@ -248,7 +253,7 @@ def sweep_table(records):
     cells = {}
     for r in records:
         cells.setdefault((r["T"], r["architecture"], batch_size(r) or 0), []).append(r)
-    lines = ["| T | " + " | ".join(f"distilled {a}{batch_note(b)}" for a, b in columns) + " |",
+    lines = ["| T | " + " | ".join(sweep_label(a, b) for a, b in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for T in sorted({r["T"] for r in records}):
         row = []
@@ -553,8 +558,8 @@ def draw(folder, sweeps, plain):
     except ImportError as e:
         fail(str(e))
     if sweeps:
-        def line(r):  # one line per width and minibatch
-            return f"distilled {r['architecture']}{batch_note(batch_size(r))}"
+        def line(r):
+            return sweep_label(r["architecture"], batch_size(r))
         print("wrote", plots.temperature_sweep(sweeps, os.path.join(folder, "temperature_sweep.png"),
                                                line))
     curves = []

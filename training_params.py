@@ -216,6 +216,7 @@ def recorded(saved, name, default=None):
     value of the field it took over (FORMERLY), else `default`."""
     return saved[name] if name in saved else saved.get(FORMERLY.get(name), default)
 
+
 STUDENT_ONLY = {"distill_epochs", "distill_lr", "distill_batch_size", "distill_warmup_steps",
                 "T", "alpha", "teacher_dropout"}
 
