@@ -24,7 +24,7 @@ class PaperParams:
     distill_lr: float = 10.0
     distill_warmup_steps: int = 0   # linear lr warmup of the student from 0, in optimizer steps
     optimizer: str = "sgd"          # "sgd" (with the momentum fields) or "adamw" (no weight decay)
-    lr_schedule: str = "exp"        # "exp" (per epoch) or "cosine" (per step, to 0)
+    lr_schedule: str = "exp"        # "exp" (per epoch), "cosine" or "constant" (per step, to 0)
     lr_decay: float = 0.998
     momentum: float = 0.99          # reached after momentum_ramp_epochs
     momentum_start: float = 0.5     # rises linearly to `momentum`
@@ -78,7 +78,8 @@ HELP = {
     "distill_warmup_steps": "distilled students: the lr rises linearly from 0 over this many "
                             "optimizer steps, at most a quarter of the run (a fresh student's "
                             "soft-target gradients are large)",
-    "lr_schedule": "'exp': lr * lr_decay**epoch; 'cosine': per-step cosine decay to 0",
+    "lr_schedule": "'exp': lr * lr_decay**epoch; 'cosine': per-step cosine decay to 0; "
+                   "'constant': lr held, then a linear decay to 0 over the last fifth of the run",
     "optimizer": "'sgd' (the momentum fields below) or 'adamw' (Adam, no weight decay)",
     "ema": "evaluate and save a moving average of the weights with this decay per step "
            "(e.g. 0.999); 0 = the last weights",
@@ -164,8 +165,8 @@ def check_params(p):
         return f"--optimizer must be 'sgd' or 'adamw', got {p.optimizer!r}"
     if not 0 <= p.ema < 1:
         return f"--ema must be in [0, 1), got {p.ema}"
-    if p.lr_schedule not in ("exp", "cosine"):
-        return f"--lr-schedule must be 'exp' or 'cosine', got {p.lr_schedule!r}"
+    if p.lr_schedule not in ("exp", "cosine", "constant"):
+        return f"--lr-schedule must be 'exp', 'cosine' or 'constant', got {p.lr_schedule!r}"
     for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm", "distill_warmup_steps"]:
         if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
             return f"{flag(name)} must be a finite number >= 0, got {getattr(p, name)}"
@@ -186,12 +187,17 @@ def warmup_length(warmup_steps, total_steps):
     return min(warmup_steps, total_steps // 4)
 
 
+COOLDOWN = 0.2  # the 'constant' schedule's linear decay to 0 takes this fraction of the run
+
+
 def lr_at(p, lr, epoch, step, steps_per_epoch, epochs, warmup=0):
     """Learning rate of one optimizer step; `warmup` steps of linear rise first."""
     done = epoch + step / steps_per_epoch
     ramp = min(1.0, (epoch * steps_per_epoch + step + 1) / warmup) if warmup else 1.0
     if p.lr_schedule == "exp":
         return ramp * lr * p.lr_decay ** epoch
+    if p.lr_schedule == "constant":
+        return ramp * lr * min(1.0, (1.0 - done / epochs) / COOLDOWN)
     return ramp * lr * 0.5 * (1.0 + math.cos(math.pi * done / epochs))
 
 

@@ -158,6 +158,20 @@ def test_warmup_rises_linearly_then_hands_over_to_the_schedule():
     assert tp.lr_at(exp, 10.0, 0, 4, 600, 3000, warmup=600) == pytest.approx(10.0 * 5 / 600)
 
 
+def test_constant_schedule_holds_then_decays_linearly_over_the_last_fifth():
+    p = tp.LocalParams(lr_schedule="constant")
+    assert tp.check_params(p) is None
+    # 10 epochs of 10 steps: full rate up to epoch 8, then 1 - (done - 8) / 2 down to 0
+    assert tp.lr_at(p, 0.5, 0, 0, 10, 10) == 0.5
+    assert tp.lr_at(p, 0.5, 7, 9, 10, 10) == 0.5
+    assert tp.lr_at(p, 0.5, 8, 0, 10, 10) == pytest.approx(0.5)
+    assert tp.lr_at(p, 0.5, 9, 0, 10, 10) == pytest.approx(0.25)
+    assert tp.lr_at(p, 0.5, 9, 5, 10, 10) == pytest.approx(0.125)
+    assert tp.lr_at(p, 0.5, 10, 0, 10, 10) == pytest.approx(0.0, abs=1e-12)
+    assert tp.lr_at(p, 0.5, 0, 4, 10, 10, warmup=10) == pytest.approx(0.5 * 5 / 10)
+    assert "constant" in tp.check_params(tp.LocalParams(lr_schedule="step"))
+
+
 def test_warmup_is_at_most_a_quarter_of_the_run():
     assert tp.warmup_length(1200, 36000) == 1200       # 60 epochs of 600 steps
     assert tp.warmup_length(1200, 60) == 15            # a one-epoch demo on a tenth of MNIST
