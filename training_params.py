@@ -72,6 +72,7 @@ PARAMS_BY_NAME = {cls.__name__: cls() for cls in PARAMS.values()}  # as records 
 RUN_FLAGS = {"epochs", "lr", "batch_size"}  # common flags that set the field of the run's role
 ROLE_FIELDS = {"teacher_epochs", "distill_epochs", "distill_lr", "distill_batch_size"}
 DISTILL_FIELDS = {"T", "alpha"}  # flags of distillation.py only
+SCHEDULES = ("exp", "cosine", "constant")  # lr_at's
 
 
 HELP = {
@@ -165,7 +166,7 @@ def check_params(p):
         return f"--optimizer must be 'sgd' or 'adamw', got {p.optimizer!r}"
     if not 0 <= p.ema < 1:
         return f"--ema must be in [0, 1), got {p.ema}"
-    if p.lr_schedule not in ("exp", "cosine", "constant"):
+    if p.lr_schedule not in SCHEDULES:
         return f"--lr-schedule must be 'exp', 'cosine' or 'constant', got {p.lr_schedule!r}"
     for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm", "distill_warmup_steps"]:
         if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
