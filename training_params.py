@@ -72,7 +72,6 @@ PARAMS_BY_NAME = {cls.__name__: cls() for cls in PARAMS.values()}  # as records 
 RUN_FLAGS = {"epochs", "lr", "batch_size"}  # common flags that set the field of the run's role
 ROLE_FIELDS = {"teacher_epochs", "distill_epochs", "distill_lr", "distill_batch_size"}
 DISTILL_FIELDS = {"T", "alpha"}  # flags of distillation.py only
-SCHEDULES = ("exp", "cosine", "constant")  # lr_at's
 
 
 HELP = {
@@ -167,7 +166,7 @@ def check_params(p):
     if not 0 <= p.ema < 1:
         return f"--ema must be in [0, 1), got {p.ema}"
     if p.lr_schedule not in SCHEDULES:
-        return f"--lr-schedule must be 'exp', 'cosine' or 'constant', got {p.lr_schedule!r}"
+        return f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {p.lr_schedule!r}"
     for name in ["momentum_ramp_epochs", "jitter", "init_std", "max_norm", "distill_warmup_steps"]:
         if not (math.isfinite(getattr(p, name)) and getattr(p, name) >= 0):
             return f"{flag(name)} must be a finite number >= 0, got {getattr(p, name)}"
@@ -188,6 +187,7 @@ def warmup_length(warmup_steps, total_steps):
     return min(warmup_steps, total_steps // 4)
 
 
+SCHEDULES = ("exp", "cosine", "constant")  # the lr_schedule values lr_at knows
 COOLDOWN = 0.2  # the 'constant' schedule's linear decay to 0 takes this fraction of the run
 
 
