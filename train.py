@@ -191,7 +191,7 @@ def main(argv=None):
     local = tp.LocalParams()
     parser.add_argument("--model", choices=["teacher", "small"], required=True,
                         help="teacher: 784-1200-1200-10 with dropout, max-norm and jitter "
-                             f"({local.teacher_epochs} epochs of LocalParams, 35-90 minutes a "
+                             f"({local.teacher_epochs} epochs of LocalParams, 2-4.5 hours a "
                              f"core); small: 784-800-800-10, no regularization ({local.epochs} epochs)")
     args = parser.parse_args(argv)
     role = args.model

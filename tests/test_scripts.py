@@ -503,7 +503,7 @@ def test_help_puts_everyday_flags_first_with_their_defaults():
                                capture_output=True, text=True, timeout=60).stdout
     help_text = help_text[help_text.index("options:"):]  # the flags, after the usage line
     assert help_text.index("--model") < help_text.index("--epochs") < help_text.index("--max-norm")
-    assert "(default: 1)" in help_text and "teacher 300" in help_text
+    assert "(default: 1)" in help_text and "teacher 600" in help_text
     no3 = subprocess.run([sys.executable, "distillation_no_three.py", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60).stdout
     assert "sweep" not in no3

@@ -227,11 +227,13 @@ def test_study_arms_name_a_teacher_other_than_the_shipped_one():
         "| none: the starting recipe", "| teacher teacher_h10k.pt"]
 
 
-def test_teacher_arms_are_named_against_the_local_teacher_recipe():
+def test_teacher_arms_are_named_against_the_recipe_the_study_started_from():
+    """LocalParams' teacher at 300 epochs, whatever LocalParams says today."""
     def teacher(seed, val, **params):
         return {**record("teacher", seed, 70, epochs=300), "architecture": "784-1200-1200-10",
                 "holdout": 10000, "val_errors": val,
-                "params": {**tables.tp.as_dict(tables.tp.LocalParams()), **params}}
+                "params": {**tables.tp.as_dict(tables.tp.LocalParams()), "teacher_epochs": 300,
+                           **params}}
     lines = tables.study_table([teacher(1, 30), teacher(2, 34), teacher(1, 25, ema=0.999)],
                                tables.teacher_arm).splitlines()
     assert lines[2].startswith("| ema 0.999 | 25 | 70 | 1 | 300 |")
