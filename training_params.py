@@ -48,7 +48,7 @@ class LocalParams(PaperParams):
     """A recipe for 2 CPU cores, from a short calibration on this hardware (Nesterov SGD,
     cosine decay, standardized inputs, a warmup for the student). On one CPU core: the small
     net a few minutes, the student 10-25 (machines here differ 2x), the teacher 2-4.5 hours (the
-    repo ships one); the README's wall-clock column has the measured times."""
+    repo ships a 300-epoch one); the README's wall-clock column has the measured times."""
     epochs: int = 30
     teacher_epochs: int = 600       # chosen on held-out images over 3 seeds (results/teacher_study)
     distill_epochs: int = 60
