@@ -190,7 +190,7 @@ def checkpoints_of(args, out, role, params, config, data, **more):
         return None
     identity = {"model": role, "config": config, "params": tp.used_by(params, role), "seed": args.seed,
                 "device": torch.device(resolve_device(args.device)).type, "data": data,
-                **more}
+                **({"precision": args.precision} if args.precision != "fp32" else {}), **more}
     return Checkpoints(out, args.checkpoint_every, identity, args.resume, args.keep_resume)
 
 

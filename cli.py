@@ -13,6 +13,7 @@ import sys
 import torch
 
 import dataset
+import layers
 import training_params as tp
 
 DEFAULT_HIDDEN = {"teacher": [1200, 1200], "small": [800, 800], "student": [800, 800]}
@@ -65,6 +66,9 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+VIEW_CACHE_MB = 1024  # the most memory the consistent teacher's cached views may take
+
+
 def make_parser(doc, students=True):
     """The flags every script shares, in groups after the script's own (which it adds to the
     parser itself, so they are listed first in --help); `students`: the scripts train one, so
@@ -97,6 +101,19 @@ def make_parser(doc, students=True):
                      help="recipe: 'local' = LocalParams, the CPU recipe; 'paper' = "
                           "PaperParams, the 2012 3000-epoch recipe (default: %(default)s)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--precision", choices=list(layers.PRECISIONS), default="fp32",
+                     help="bf16: forward passes autocast to bfloat16 (CNNs channels-last), for "
+                          "CUDA and CPUs with native bf16 (AMX or AVX512-BF16), where it is "
+                          "faster; it runs anywhere, but slowly on other CPUs (default: "
+                          "%(default)s)")
+    if students:
+        run.add_argument("--view-cache-mb", type=float, default=VIEW_CACHE_MB, metavar="MB",
+                         help="a jittered transfer set (--jitter N) uses the teacher's logits "
+                              "of every shifted (and flipped) view of each image, computed once "
+                              "before training: views x images x classes x 4 bytes, 60 MB for "
+                              "MNIST at --jitter 2 (25 views); above MB, or when it would cost "
+                              "more teacher passes than it saves, the teacher runs live on each "
+                              "batch (default: %(default)g)")
     run.add_argument("--dry-run", action="store_true",
                      help="one epoch of 10 batches, nothing written: a quick check")
     arch = p.add_argument_group("architecture (of the net this script trains)")
@@ -147,6 +164,8 @@ def check_common(args, params):
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     if args.checkpoint_every < 0:
         raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if not (math.isfinite(getattr(args, "view_cache_mb", 0)) and getattr(args, "view_cache_mb", 0) >= 0):
+        raise UsageError(f"--view-cache-mb must be a finite number >= 0, got {args.view_cache_mb}")
     if args.resume and args.dry_run:
         raise UsageError("--resume and --dry-run do not mix: a dry run saves no state")
     if args.out is not None and not args.out.endswith(".pt"):
@@ -207,6 +226,13 @@ def resolve_device(name):
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise UsageError(f"--device {name}: there are only {torch.cuda.device_count()} GPUs")
     return device
+
+
+def precision_note(precision, device):
+    """One line when bf16 will be slow: a CPU without native bf16 emulates it."""
+    if precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print("--precision bf16: this CPU has no native bf16 (AMX or AVX512-BF16); it runs "
+              "correctly but slower than fp32", file=sys.stderr)
 
 
 def hidden_widths(args, role):
@@ -330,7 +356,7 @@ def default_out(args, role, config, suffix="", tag=""):
 NAMED_OR_INERT = {"dataset", "data_dir", "seed", "hidden", "depth", "arch", "channels", "kernel",
                   "convs", "batch_norm", "subset", "holdout", "omit", "only", "T", "hint_weight",
                   "out", "device", "dry_run", "resume", "checkpoint_every", "keep_resume",
-                  "baseline", "no_baseline", "model", "params"}
+                  "baseline", "no_baseline", "model", "params", "view_cache_mb"}
 
 
 def settings_tag(args):
@@ -338,7 +364,8 @@ def settings_tag(args):
     flags it was given (lr, epochs, alpha, recipe fields, teacher, hint layers, ...): runs that
     differ in any of them get different default names, and the same command the same name."""
     given = {k: v for k, v in sorted(vars(args).items()) if k not in NAMED_OR_INERT
-             and v not in (None, False, []) and not (k == "teacher" and v == DEFAULT_TEACHER)}
+             and v not in (None, False, []) and not (k == "teacher" and v == DEFAULT_TEACHER)
+             and not (k == "precision" and v == "fp32")}
     if args.__dict__.get("params", "local") != "local":
         given["params"] = args.params
     if not given:

@@ -117,19 +117,29 @@ def random_subset(images, labels, fraction, seed):
 
 def jitter(images, max_shift, generator, shape=(1, SIDE, SIDE)):
     """Shift each image by its own random (dy, dx) in [-max_shift, max_shift]^2, zero fill
-    (for CIFAR, the usual random crop of the image padded by max_shift px).
+    (for CIFAR, the usual random crop of the image padded by max_shift px)."""
+    if max_shift == 0:
+        return images
+    return shift(images, draw_shifts(len(images), max_shift, generator), max_shift, shape)
+
+
+def draw_shifts(n, max_shift, generator):
+    """One shift code per image, (dy + s) * (2s + 1) + (dx + s) for s = max_shift."""
+    width = 2 * max_shift + 1
+    return torch.randint(0, width * width, (n,), generator=generator)
+
+
+def shift(images, codes, max_shift, shape):
+    """Each image shifted by its code's (dy, dx) (see `draw_shifts`), zero fill.
 
     Batched: images sharing a shift are cut out of the zero-padded batch in one slice, so an
     epoch costs (2 max_shift + 1)^2 tensor ops, not one per image."""
-    if max_shift == 0:
-        return images
     (c, h, w), n, s, width = shape, len(images), max_shift, 2 * max_shift + 1
     padded = torch.nn.functional.pad(images.view(n, c, h, w), (s, s, s, s))
-    shift_code = torch.randint(0, width * width, (n,), generator=generator)
-    order = shift_code.argsort().to(images.device)
+    order = codes.argsort().to(images.device)
     out = torch.empty_like(images).view(n, c, h, w)
     start = 0
-    for code, count in enumerate(torch.bincount(shift_code, minlength=width * width).tolist()):
+    for code, count in enumerate(torch.bincount(codes, minlength=width * width).tolist()):
         dy, dx = code // width - s, code % width - s
         rows = order[start:start + count]
         # output pixel (r, c) is input pixel (r - dy, c - dx), i.e. padded (r - dy + s, c - dx + s)
@@ -140,18 +150,49 @@ def jitter(images, max_shift, generator, shape=(1, SIDE, SIDE)):
 
 def flip(images, generator, shape):
     """Mirror a random half of the images left to right (each image by its own coin)."""
+    return mirror(images, draw_mirrors(len(images), generator), shape)
+
+
+def draw_mirrors(n, generator):
+    return torch.rand(n, generator=generator).lt(0.5)
+
+
+def mirror(images, mirrored, shape):
     c, h, w = shape
-    mirrored = torch.rand(len(images), generator=generator).lt(0.5).to(images.device)
     out = images.view(-1, c, h, w).clone()
+    mirrored = mirrored.to(images.device)
     out[mirrored] = out[mirrored].flip(3)
     return out.view(len(images), -1)
 
 
-def augment(images, generator, max_shift, mirror):
-    """The training-time augmentation: shifts (crops), then flips where the dataset has them."""
+def augment(images, generator, max_shift, mirror_half, views=False):
+    """The training-time augmentation: shifts (crops), then flips where the dataset has them.
+    `views`: also return each image's view index (see `view_count`), which says exactly which
+    shift and flip it got, so cached per-view teacher logits can be looked up."""
     shape = image_shape(images.shape[1])
-    images = jitter(images, max_shift, generator, shape)
-    return flip(images, generator, shape) if mirror else images
+    n = len(images)
+    codes = draw_shifts(n, max_shift, generator) if max_shift else torch.zeros(n, dtype=torch.long)
+    if max_shift:
+        images = shift(images, codes, max_shift, shape)
+    mirrored = draw_mirrors(n, generator) if mirror_half else torch.zeros(n, dtype=torch.bool)
+    if mirror_half:
+        images = mirror(images, mirrored, shape)
+    if not views:
+        return images
+    return images, (codes + mirrored.long() * (2 * max_shift + 1) ** 2).to(images.device)
+
+
+def view_count(max_shift, mirror_half):
+    """Distinct augmented views of an image: (2s + 1)^2 shifts, twice that with flips."""
+    return (2 * max_shift + 1) ** 2 * (2 if mirror_half else 1)
+
+
+def view_of(images, view, max_shift):
+    """Every image in the given view (an index as `augment` returns them)."""
+    shape, shifts = image_shape(images.shape[1]), (2 * max_shift + 1) ** 2
+    codes = torch.full((len(images),), view % shifts, dtype=torch.long)
+    out = shift(images, codes, max_shift, shape) if max_shift else images
+    return mirror(out, torch.full((len(images),), view >= shifts), shape) if view >= shifts else out
 
 
 def image_shape(pixels):

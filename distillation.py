@@ -22,6 +22,7 @@ from dataclasses import astuple
 
 import checkpoint
 import cli
+import dataset
 import hints
 import layers
 import records
@@ -59,28 +60,54 @@ def soft_target_loss(T, alpha, teacher=None, sample=False):
     return batch_loss
 
 
+def teacher_targets(teacher, images, jitter, flip, epochs, cache_mb=cli.VIEW_CACHE_MB):
+    """The teacher's logits the student learns from, computed once: (N, classes) for an
+    unaugmented transfer set; (N, views, classes) of every shifted and flipped view for an
+    augmented one (the consistent teacher at the cost of an unjittered epoch: `train.fit`
+    gives each image the logits of its own view); None when the teacher must run live on each
+    batch, because the views would take more than `cache_mb` MB or more teacher passes over
+    the data than the run's `epochs`."""
+    if not (jitter or flip):
+        return layers.logits_of(teacher, images)
+    views = dataset.view_count(jitter, flip)
+    megabytes = views * len(images) * teacher.classes * 4 / 2 ** 20
+    if megabytes > cache_mb or views > epochs:
+        print(f"teacher runs live on each shifted batch: its {views} views would take "
+              f"{megabytes:.0f} MB (--view-cache-mb {cache_mb:g}) and {views} passes over the "
+              f"data against the run's {epochs} epochs")
+        return None
+    tick = time.perf_counter()
+    cache = torch.stack([layers.logits_of(teacher, dataset.view_of(images, v, jitter))
+                         for v in range(views)], dim=1)
+    print(f"teacher targets cached: {views} views x {len(images)} images ({megabytes:.0f} MB, "
+          f"{time.perf_counter() - tick:.1f} s)")
+    return cache
+
+
 def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, flip=False,
             epochs=None, max_steps=None, teacher_logits=None, checkpoints=None, val_set=None,
-            hint=None):
+            hint=None, view_cache_mb=cli.VIEW_CACHE_MB):
     """Train `student` on the teacher's soft targets at params.T with weight params.alpha for
-    `epochs` (default params.distill_epochs); returns fit's output. Pass `teacher_logits` of
-    the transfer images to reuse them. `hint` (a hints.Hint): a one-stage run adds the hint
+    `epochs` (default params.distill_epochs); returns fit's output. Pass `teacher_logits`
+    (of `teacher_targets`) to reuse them. `hint` (a hints.Hint): a one-stage run adds the hint
     term; the second of two stages is plain distillation (see `hint_first_stage`)."""
     images, labels = train_set
     teacher.eval().requires_grad_(False)
+    epochs = epochs or params.distill_epochs
     net, cached = student, None
     if hint is not None and hint.stages == 1:
         net = hints.Hinted(student, regressor_of(student, teacher, hint, images.device))
         loss = hints.one_stage_loss(teacher, hint, lambda s, t, y: distillation_loss(
             s, t, y, params.T, params.alpha))
     else:
-        live = jitter or params.teacher_dropout  # the teacher's logits change every batch
-        if not live:
-            cached = layers.logits_of(teacher, images) if teacher_logits is None else teacher_logits
+        cached = teacher_logits
+        if cached is None and not params.teacher_dropout:
+            cached = teacher_targets(teacher, images, jitter, flip, epochs, view_cache_mb)
+        live = cached is None  # the teacher runs on each batch
         loss = soft_target_loss(params.T, params.alpha, teacher if live else None,
                                 params.teacher_dropout)
     return train.fit(net, [images, labels, cached], test_set, params,
-                     epochs=epochs or params.distill_epochs, lr=params.distill_lr, seed=seed,
+                     epochs=epochs, lr=params.distill_lr, seed=seed,
                      batch_loss=loss, jitter=jitter, flip=flip, max_steps=max_steps,
                      checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
                      val_set=val_set, batch_size=params.distill_batch_size)
@@ -243,7 +270,10 @@ def main(argv=None):
     args, runs = parse_distill_args(parser, argv)
     device = cli.resolve_device(args.device)
     config = cli.net_config(args, runs[0], "student")
-    teacher = checkpoint.load_net(args.teacher, device, args.dataset)
+    cli.precision_note(args.precision, device)
+    teacher = layers.set_precision(checkpoint.load_net(args.teacher, device, args.dataset),
+                                   args.precision)
+    records.note_unpaired(args.teacher, args.seed)
     hint = hint_of(args, config, teacher, runs[0].distill_epochs)
     check_teacher_dropout(runs[0], teacher, hint)
     outs = [out_path(args, config, run.T, len(runs) > 1, hint) for run in runs]
@@ -254,8 +284,8 @@ def main(argv=None):
     teacher_errors, _, _ = layers.evaluate(teacher, *test_set)
     data = checkpoint.fingerprint(*train_set)
     teacher_id = checkpoint.fingerprint(*teacher.state_dict().values())
-    teacher_logits = (None if jitter or hint or runs[0].teacher_dropout else
-                      layers.logits_of(teacher, train_set[0]))
+    teacher_logits = (None if jitter or flip or hint or runs[0].teacher_dropout else
+                      layers.logits_of(teacher, train_set[0]))  # one pass for a whole sweep
     rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
              args.teacher), baseline_row(args, config, len(test_set[1]))]
     results = []
@@ -304,7 +334,7 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
     """Train, save and return the record of one student of a (possibly one-T) sweep."""
     (train_set, val_set, test_set), (jitter, flip) = sets, augment
     started = time.perf_counter()
-    student = train.init_net(config, args.seed, device)
+    student = train.init_net(config, args.seed, device, args.precision)
     print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
           f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
           f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}"
@@ -321,6 +351,7 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
     history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
                               jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
                               teacher_logits=teacher_logits, checkpoints=checkpoints,
+                              view_cache_mb=args.view_cache_mb,
                               val_set=val_set, hint=hint)
     hinted = {} if hint is None else {
         "hint_weight": hint.weight, "hint_layers": [hint.student_layer, hint.teacher_layer],
@@ -330,6 +361,7 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
                                 history, timing, time.perf_counter() - started, device,
                                 val_set=val_set, T=run.T, alpha=run.alpha, jitter=jitter,
                                 flip=flip, teacher=args.teacher, teacher_test_errors=teacher_errors,
+                                teacher_run=records.teacher_run(args.teacher),
                                 teacher_architecture=describe(teacher.config()), **hinted)
     if not args.dry_run:
         print(f"wrote {out} and {checkpoint.save_run(out, student, record)}")

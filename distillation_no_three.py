@@ -172,18 +172,18 @@ def train_nets(args, run, transfer, val_set, test_set, teacher, device, outs):
         return saved[role]
 
     started = time.perf_counter()
-    student = train.init_net(cli.net_config(args, run, "student"), args.seed, device)
+    student = train.init_net(cli.net_config(args, run, "student"), args.seed, device, args.precision)
     epochs, max_steps = cli.run_length(args, run.distill_epochs)
     history, timing = distillation.distill(student, teacher, transfer, test_set, run, args.seed,
                                            jitter=jitter, epochs=epochs, max_steps=max_steps,
                                            checkpoints=checkpoints("student", student),
-                                           val_set=val_set)
+                                           val_set=val_set, view_cache_mb=args.view_cache_mb)
     nets.append(("student", f"distilled {describe(student.config())} (T={run.T:g}, "
                  f"alpha={run.alpha:g})", student, history, timing, time.perf_counter() - started,
                  saved["student"]))
     if not args.no_baseline:
         started = time.perf_counter()
-        small = train.init_net(cli.net_config(args, run, "small"), args.seed, device)
+        small = train.init_net(cli.net_config(args, run, "small"), args.seed, device, args.precision)
         epochs, max_steps = cli.run_length(args, run.epochs)
         history, timing = train.fit(small, [*transfer, None], test_set, run, epochs=epochs,
                                     lr=run.lr, seed=args.seed, batch_loss=train.hard_label_loss,
@@ -207,7 +207,10 @@ def main(argv=None):
     for role, path in outs.items():
         if role == "student" or not args.no_baseline:
             cli.check_writable(path)
-    teacher = checkpoint.load_net(args.teacher, device, args.dataset)
+    cli.precision_note(args.precision, device)
+    teacher = layers.set_precision(checkpoint.load_net(args.teacher, device, args.dataset),
+                                   args.precision)
+    records.note_unpaired(args.teacher, args.seed)
     all_train, val_set, test_set = cli.load_data(args, device, all_classes=True)
     transfer = cli.kept_classes(args, all_train)
     missing, shifted_classes = missing_classes(args), sorted(set(args.omit or args.only))
@@ -230,7 +233,8 @@ def main(argv=None):
             fixed_shift=fixed_shift, frequency_matched_shift=honest,
             variants={n: {"bias_shift": s, **r} for n, s, _, r in rows},
             jitter=cli.regularizer(args, run, role, "jitter"),
-            **({"T": run.T, "alpha": run.alpha, "teacher": args.teacher} if role == "student" else {}))
+            **({"T": run.T, "alpha": run.alpha, "teacher": args.teacher,
+                "teacher_run": records.teacher_run(args.teacher)} if role == "student" else {}))
         if not args.dry_run:
             for variant, shift, shifted, report in rows:
                 print(f"wrote {save_variant(outs[role], shifted, record, variant, shift, report)}")

@@ -48,7 +48,7 @@ class MLP(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, x):
-        return self.forward_features(x)[0]
+        return forward_in_precision(self, x)
 
     def forward_features(self, x, upto=None):
         """(logits, {name: feature}) with the hidden layers' outputs as fc1, fc2, ...; with
@@ -131,7 +131,7 @@ class CNN(nn.Module):
                         nn.init.zeros_(module.bias)
 
     def forward(self, x):
-        return self.forward_features(x)[0]
+        return forward_in_precision(self, x)
 
     def forward_features(self, x, upto=None):
         """(logits, {name: feature}); with `upto` a feature name, stops there: (None, features)."""
@@ -252,6 +252,29 @@ def describe(config):
              *(f"c{c}{stage}k{config['kernel']}{bn}" for c in config["channels"]),
              *map(str, config["hidden"]), str(config["classes"])]
     return "cnn " + "-".join(parts)
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def set_precision(net, precision):
+    """Run the net's forward passes in `precision`: 'bf16' autocasts them to bfloat16 (the
+    weights, their gradients and the optimizer stay fp32) and keeps a CNN's conv weights
+    channels-last, the layout the bf16 convolution kernels want. Not part of the config: a
+    checkpoint is the same net in any precision."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    net.precision = precision
+    if isinstance(net, CNN):
+        net.to(memory_format=torch.channels_last if precision == "bf16" else torch.contiguous_format)
+    return net
+
+
+def forward_in_precision(net, x):
+    """The logits, in fp32 whatever the net computes in (see `set_precision`)."""
+    bf16 = getattr(net, "precision", "fp32") == "bf16"
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        return net.forward_features(x)[0].float()
 
 
 @torch.no_grad()

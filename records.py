@@ -1,6 +1,7 @@
 """What a run reports: its results record (the JSON beside each checkpoint), the machine and
 code version it ran on, and the summary table a script prints at the end.
 """
+import json
 import os
 import platform
 import subprocess
@@ -30,9 +31,31 @@ def run_record(args, params, role, net, train_count, test_set, history, timing, 
             "train_s": round(timing["train_s"], 2),
             "wall_s": round(wall_s + timing.get("wall_s_before_resume", 0.0), 2),
             "device": str(device), "hardware": hardware(device), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "code_version": CODE_VERSION,
+            "torch": torch.__version__, "precision": args.precision, "code_version": CODE_VERSION,
             "command": " ".join(sys.argv), **extra,
             "history": history}
+
+
+def teacher_run(path):
+    """What a student's record keeps of its teacher's run (from the JSON beside the
+    checkpoint), so tables can check that the student of seed s learned from the teacher of
+    seed s, and that one row's teachers share a recipe; None values without that JSON."""
+    try:
+        with open(os.path.splitext(path)[0] + ".json") as f:
+            run = json.load(f)
+    except (OSError, ValueError):
+        run = {}
+    return {"path": path, **{key: run.get(key) for key in
+                             ("seed", "epochs", "params", "holdout", "test_errors",
+                                                  "code_version")}}
+
+
+def note_unpaired(teacher_path, seed):
+    """One line when the teacher's run is of another seed than the student's."""
+    teacher_seed = teacher_run(teacher_path)["seed"]
+    if teacher_seed is not None and teacher_seed != seed:
+        print(f"note: the teacher is of seed {teacher_seed}, the student of seed {seed}; the "
+              "tables pair the student of seed s with the teacher of seed s")
 
 
 def hardware(device):

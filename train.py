@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import checkpoint
 import cli
 import dataset
+import layers
 import records
 import training_params as tp
 from cli import Diverged, Interrupted
@@ -24,11 +25,11 @@ from layers import build, describe, evaluate
 from records import format_seconds
 
 
-def init_net(config, seed, device):
+def init_net(config, seed, device, precision="fp32"):
     """A fresh net whose initial weights depend on the config and seed only, so the small net
     and the distilled student of one seed start from identical weights."""
     torch.manual_seed(seed)
-    return build(config).to(device)
+    return layers.set_precision(build(config).to(device), precision)
 
 
 def hard_label_loss(net, images, labels, _extra):
@@ -59,7 +60,8 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     (default params.batch_size); returns (history, timing).
 
     train_set = [images, labels, extra]: `extra` is a per-example tensor shuffled and batched
-    along with the images (the teacher's cached logits of a distillation), or None.
+    along with the images (the teacher's cached logits of a distillation, (N, classes), or of
+    every augmented view, (N, views, classes)), or None.
     `batch_loss(net, images, labels, extra)` gives the loss of one batch. One progress line per
     epoch; the test set (and the held-out `val_set`, if any) is evaluated after each epoch. With
     `checkpoints` (a Checkpoints), the full training state is saved every few epochs and on a
@@ -90,7 +92,7 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
             set_momentum(optimizer, params, epoch)
             epoch_start_rng = generator.get_state()  # a resume redoes this epoch's shuffle and jitter
             images, labels, extra = dataset.shuffled(train_set, generator)
-            images = dataset.augment(images, generator, jitter, flip)
+            images, extra = augment_with_targets(images, extra, generator, jitter, flip)
             for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
                 if step == steps:
                     break
@@ -151,6 +153,15 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                      "wall_s_before_resume": wall_before}
 
 
+def augment_with_targets(images, extra, generator, jitter, flip):
+    """The epoch's augmented images and their per-example `extra`: a per-view cache (N, views,
+    classes) of teacher logits gives each image the logits of the very view it got."""
+    if extra is None or extra.dim() != 3:
+        return dataset.augment(images, generator, jitter, flip), extra
+    images, views = dataset.augment(images, generator, jitter, flip, views=True)
+    return images, extra[torch.arange(len(views), device=views.device), views]
+
+
 @torch.no_grad()
 def update_average(average, net, decay):
     """Exponential moving average of the weights, after each step: a = decay a + (1 - decay) w.
@@ -206,10 +217,11 @@ def main(argv=None):
 
     started = time.perf_counter()
     train_set, val_set, test_set = cli.load_data(args, device)
-    net = init_net(config, args.seed, device)
+    cli.precision_note(args.precision, device)
+    net = init_net(config, args.seed, device, args.precision)
     print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
           f"{epochs} epochs, {type(params).__name__}, jitter {jitter}{', flips' if flip else ''}, "
-          f"seed {args.seed}")
+          f"seed {args.seed}{', bf16' if args.precision == 'bf16' else ''}")
     checkpoints = checkpoint.checkpoints_of(args, out, role, params, config,
                                             checkpoint.fingerprint(*train_set), jitter=jitter,
                                             **({"flip": flip} if flip else {}))
