@@ -6,9 +6,13 @@
         --teacher-study results/teacher_study --cnn results/cnn_and_hints \
         results/reproduction/distilled_model_800_20_lr0.02_s*.json \
         --plots docs --write README.md       # every table of the README made from results files
+    python tables.py ... --write README.md --check     # exit 1 if README's tables are stale
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
-so nothing is typed or rounded by hand.
+so nothing is typed or rounded by hand. A distilled student of seed s learns from the teacher
+of seed s (its teacher_run), one recipe of teacher per row; rows of students from one teacher
+for all seeds (records without teacher_run) are marked †, rows of uncommitted or unrecorded
+code ‡, and --strict refuses both.
 """
 import argparse
 import glob
@@ -53,7 +57,7 @@ def load_records(paths):
             fail(f"cannot read {name!r} ({type(e).__name__}); pass results JSON files or "
                  "folders of them")
         if isinstance(record, dict) and "test_errors" in record and "seed" in record:
-            records.append(record)
+            records.append({**record, "_path": name})
     return records
 
 
@@ -62,8 +66,68 @@ def row_key(r):
     return (r["model"], r["architecture"], r.get("T"), r.get("alpha"), r["params"]["name"],
             r["epochs"], r.get("jitter", 0), tuple(r.get("omit", [])), tuple(r.get("only", [])),
             r.get("subset", 1.0), learning_rate(r),
-            (r.get("dataset", "mnist"), r.get("holdout", 0), r.get("teacher"), method(r),
-             batch_size(r), r["params"].get("teacher_dropout", False)))
+            (r.get("precision", "fp32"), r.get("dataset", "mnist"), r.get("holdout", 0),
+             teacher_key(r), method(r), batch_size(r), r["params"].get("teacher_dropout", False)))
+
+
+UNPAIRED, DIRTY = "†", "‡"
+NOTES = {UNPAIRED: "not seed-paired: students of all seeds learned from one teacher, so the "
+                   "spread over seeds leaves out the teacher's",
+         DIRTY: "from uncommitted or unrecorded code (a code_version ending in -dirty, or none)"}
+
+
+def teacher_key(r):
+    """What a student learned from, for row keys: its teacher's recipe (epochs, params, holdout)
+    where it recorded teacher_run (each seed its own teacher), else the teacher's file."""
+    run = r.get("teacher_run")
+    return json.dumps([run.get("epochs"), run.get("params"), run.get("holdout") or 0],
+                      sort_keys=True) if run else r.get("teacher")
+
+
+def teacher_note(r):
+    """A seed-paired student's teacher recipe in words ('' for other records)."""
+    run = r.get("teacher_run")
+    if not run:
+        return ""
+    arm = teacher_arm({"model": "teacher", "architecture": "784-1200-1200-10",  # epochs said apart
+                       "params": {**(run.get("params") or {}), "teacher_epochs": 300}})
+    return (f"{run.get('epochs')}-epoch teacher per seed"
+            + (f", {run['holdout']} held out" if run.get("holdout") else "")
+            + ("" if arm.startswith("none") else f", {arm}"))
+
+
+def marks(label, runs, strict=False):
+    """' †', ' ‡', ' †‡' or '' for a table row. Refuses (exit 2) a row whose students learned
+    from a teacher of another seed or from teachers of several recipes, and with strict any row
+    it would mark."""
+    students = [r for r in runs if r["model"] == "student"]
+    for r in students:
+        if "teacher_run" in r and r["teacher_run"].get("seed") != r["seed"]:
+            fail(f"{label}: the student of seed {r['seed']} learned from a teacher of seed "
+                 f"{r['teacher_run'].get('seed')} ({files([r])}): seeds must pair")
+    if len({teacher_key(r) for r in students}) > 1:
+        fail(f"{label}: students of one row learned from teachers of different recipes "
+             f"({files(students)})")
+    def dirty(run):
+        return str(run.get("code_version") or "-dirty").endswith("-dirty")
+    found = {UNPAIRED: [r for r in students if "teacher_run" not in r],  # the run or its teacher
+             DIRTY: [r for r in runs if dirty(r) or dirty(r.get("teacher_run") or r)]}
+    for mark, bad in found.items():
+        if strict and bad:
+            fail(f"--strict: {label}: {NOTES[mark]} ({files(bad)})")
+    shown = "".join(mark for mark, bad in found.items() if bad)
+    return f" {shown}" if shown else ""
+
+
+def files(runs):
+    """The results files of these runs, for messages."""
+    return ", ".join(sorted({r.get("_path", f"seed {r['seed']}") for r in runs}))
+
+
+def with_notes(text):
+    """A table and, under it, a line for each marker it uses."""
+    notes = [f"{mark} {note}." for mark, note in NOTES.items() if mark in text]
+    return "\n".join([text, ""] + notes) if notes else text
 
 
 def batch_size(r):
@@ -94,6 +158,8 @@ def describe_row(key):
         parts.append(f"jitter {jitter}px")
     if other[-1]:
         parts.append("teacher dropout on")
+    if other[0] != "fp32":
+        parts.append(other[0])
     if omit or only:
         parts.append(f"omit {list(omit)}" if omit else f"only {list(only)}")
     if subset < 1:
@@ -127,21 +193,23 @@ def spread(values, digits=1):
             f"({show(min(values))}-{show(max(values))})")
 
 
-def dark_knowledge_table(records):
+def dark_knowledge_table(records, strict=False):
     """One row per (experiment, net, variant) of distillation_no_three.py runs, over seeds."""
     groups = {}
     for r in records:
-        key = (r["experiment"], r["model"], r["architecture"], r.get("T"), r["params"]["name"],
-               r["epochs"], learning_rate(r), batch_size(r))
+        key = (r["experiment"], r["model"], r["architecture"], r.get("T"), teacher_key(r),
+               r["params"]["name"], r["epochs"], learning_rate(r), batch_size(r))
         groups.setdefault(key, []).append(r)
     lines = ["| transfer set | net | variant | bias shift | test errors | paper | errors on "
              "missing classes | paper | seeds | recipe, epochs, lr | target: at most the paper's |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=lambda k: (k[0].startswith("only"), k[1] == "small",
                                              k[-1] is not None, str(k))):  # default batch first
-        experiment, model, arch, T, params, epochs, lr, batch = key
+        experiment, model, arch, T, _, params, epochs, lr, batch = key
         runs = sorted(groups[key], key=lambda r: r["seed"])
-        net = f"distilled {arch}, T={T:g}" if model == "student" else f"small {arch}, hard labels"
+        net = ", ".join(filter(None, [f"distilled {arch}, T={T:g}" if model == "student" else
+                                      f"small {arch}, hard labels", teacher_note(runs[0])]))
+        net += marks(f"{experiment}, {net}", runs, strict)
         for variant in ("as trained", "fixed shift", "frequency-matched shift"):
             reports = [r["variants"][variant] for r in runs]
             errors = [v["test_errors"] for v in reports]
@@ -188,13 +256,15 @@ def consistent_teacher_verdict(key, runs):
     """Beyond the paper: a student on the jittered transfer set, the teacher run on each shifted
     batch, aims at the test errors of the teacher it learns from (mean over seeds)."""
     model, jitter, omit, only, subset = key[0], key[6], key[7], key[8], key[9]
-    teacher = {r.get("teacher_test_errors") for r in runs}
-    if model != "student" or not jitter or omit or only or subset < 1 or len(teacher) != 1 \
-            or None in teacher:
+    teachers = [r.get("teacher_test_errors") for r in runs]
+    paired = all("teacher_run" in r for r in runs)
+    if model != "student" or not jitter or omit or only or subset < 1 or None in teachers \
+            or (len(set(teachers)) != 1 and not paired):
         return ""
-    [errors] = teacher
+    errors = statistics.mean(teachers)
     ok = statistics.mean(r["test_errors"] for r in runs) <= errors
-    return f"≤ its teacher's {errors}: {'met' if ok else 'MISSED'}"
+    return (f"≤ its teachers' mean {errors:.1f}" if paired else f"≤ its teacher's {teachers[0]}") \
+        + f": {'met' if ok else 'MISSED'}"
 
 
 def threads(r):
@@ -202,7 +272,7 @@ def threads(r):
     return f", {r['threads']} thread{'s' if r['threads'] > 1 else ''}" if "threads" in r else ""
 
 
-def table(records):
+def table(records, strict=False):
     groups = {}
     for r in records:
         groups.setdefault(row_key(r), []).append(r)
@@ -219,7 +289,9 @@ def table(records):
         paper = PAPER.get((key[0], key[1], key[2]), "") if paper_setting(key) else ""
         wall = statistics.mean(r["wall_s"] for r in runs) / 60
         hardware = sorted({r.get("hardware", r["device"]) + threads(r) for r in runs})
-        lines.append(f"| {describe_row(key)} | {paper} | {statistics.mean(errors):.1f}{spread} | "
+        label = ", ".join(filter(None, [describe_row(key), teacher_note(runs[0])]))
+        label += marks(label, runs, strict)
+        lines.append(f"| {label} | {paper} | {statistics.mean(errors):.1f}{spread} | "
                      f"{min(errors)}-{max(errors)} | {len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | "
                      f"{key[4]}, {key[5]}{f', lr {key[10]:g}' if key[10] else ''}"
                      f"{batch_note(key[11][-2])} | {wall:.1f} min | {'; '.join(hardware)} | "
@@ -241,34 +313,42 @@ def swept_architectures(records):
     return {arch for arch, Ts in temperatures.items() if len(Ts) >= 3}
 
 
-def sweep_label(architecture, batch):
-    """A sweep's column in the table and its line in the figure: a width and a minibatch."""
-    return f"distilled {architecture}{batch_note(batch)}"
+def sweep_label(r):
+    """A sweep's column in the table and its line in the figure: a width, a minibatch and a
+    teacher recipe."""
+    note = teacher_note(r)
+    return f"distilled {r['architecture']}{batch_note(batch_size(r))}{f', {note}' if note else ''}"
 
 
-def sweep_table(records):
-    """Test errors by temperature (rows) and student width and minibatch (columns), over seeds."""
-    columns = sorted({(r["architecture"], batch_size(r) or 0) for r in records},
-                     key=lambda c: (-len(c[0]), c[0], c[1]))
+def sweep_table(records, strict=False):
+    """Test errors by temperature (rows) and student width, minibatch and teacher recipe
+    (columns), over seeds; a column of students from one teacher is marked in its head."""
+    def column(r):
+        return r["architecture"], batch_size(r) or 0, str(teacher_key(r))
+    columns = sorted({column(r) for r in records}, key=lambda c: (-len(c[0]), c[0], c[1], c[2]))
+    label = {column(r): sweep_label(r) for r in records}
+    unpaired = {column(r) for r in records if "teacher_run" not in r}
     cells = {}
     for r in records:
-        cells.setdefault((r["T"], r["architecture"], batch_size(r) or 0), []).append(r)
-    lines = ["| T | " + " | ".join(sweep_label(a, b) for a, b in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+        cells.setdefault((r["T"], column(r)), []).append(r)
+    lines = ["| T | " + " | ".join(label[c] + f" {UNPAIRED}" * (c in unpaired) for c in columns)
+             + " |", "|---|" + "---|" * len(columns)]
     for T in sorted({r["T"] for r in records}):
         row = []
-        for arch, batch in columns:
-            runs = sorted(cells.get((T, arch, batch), []), key=lambda r: r["seed"])
+        for c in columns:
+            runs = sorted(cells.get((T, c), []), key=lambda r: r["seed"])
             row.append(f"{spread([r['test_errors'] for r in runs])}, seeds "
-                       f"{','.join(str(r['seed']) for r in runs)}" if runs else "")
+                       f"{','.join(str(r['seed']) for r in runs)}"
+                       f"{marks(f'T={T:g}, {label[c]}', runs, strict).replace(UNPAIRED, '').rstrip()}"
+                       if runs else "")
         lines.append(f"| {T:g} | " + " | ".join(row) + " |")
-    recipes = sorted({(r["architecture"], batch_size(r) or 0, r["params"]["name"], r["epochs"],
-                       learning_rate(r), r["alpha"]) for r in records},
-                     key=lambda x: columns.index(x[:2]))
+    recipes = sorted({(label[column(r)], r["params"]["name"], r["epochs"], learning_rate(r),
+                       r["alpha"], columns.index(column(r))) for r in records},
+                     key=lambda x: x[-1])
     lines.append("")
-    lines.append("Recipe: " + "; ".join(f"{arch}{batch_note(batch)}: {name}, {epochs} epochs, "
+    lines.append("Recipe: " + "; ".join(f"{name[len('distilled '):]}: {params}, {epochs} epochs, "
                                         f"{f'lr {lr:g}, ' if lr else ''}alpha {alpha:g}"
-                                        for arch, batch, name, epochs, lr, alpha in recipes) +
+                                        for name, params, epochs, lr, alpha, _ in recipes) +
                  f"; wall-clock per run {min(r['wall_s'] for r in records) / 60:.1f}-"
                  f"{max(r['wall_s'] for r in records) / 60:.1f} min on "
                  f"{'; '.join(sorted({r.get('hardware', r['device']) for r in records}))}.")
@@ -423,15 +503,17 @@ def teacher_of(r):
 def cnn_key(r):
     """Everything that defines a run of these experiments except its seed."""
     config = r.get("config", {})
+    teacher = ", ".join(filter(None, [r.get("teacher_architecture") if "teacher_run" in r
+                                      else teacher_of(r), teacher_note(r)]))  # not per seed
     return (r.get("dataset", "mnist"), r["model"], r["architecture"], method(r),
-            teacher_of(r), r["epochs"], learning_rate(r),
-            (r.get("teacher"), r.get("alpha"), r.get("subset", 1.0), r.get("holdout", 0),
+            teacher, r["epochs"], learning_rate(r),
+            (teacher_key(r), r.get("alpha"), r.get("subset", 1.0), r.get("holdout", 0),
              tuple(r.get("omit", [])), tuple(r.get("only", [])), r.get("jitter", 0),
              r.get("flip", False), config.get("dropout_input"), config.get("dropout_hidden"),
              config.get("max_norm"), batch_size(r)))
 
 
-def cnn_table(records):
+def cnn_table(records, strict=False):
     """The CNN-teacher and hint experiments: one row per (dataset, net, method) over seeds; a
     student's gain is its test errors minus those of the same net on hard labels, per seed."""
     groups = {}
@@ -455,6 +537,7 @@ def cnn_table(records):
         gains = [r["test_errors"] - hard[twin[r["seed"]]] for r in runs
                  if model == "student" and twin[r["seed"]] in hard]
         gain = f"{spread(gains)}" if gains and len(gains) == len(runs) else ""
+        teacher += marks(f"{data}, {model} {arch}, {how}, {teacher}", runs, strict)
         lines.append(f"| {data} | {model} {arch} | {how} | {teacher} | {spread(errors)} | "
                      f"{100 * statistics.mean(errors) / runs[0]['test_count']:.2f} | {gain} | "
                      f"{len(runs)} ({', '.join(str(r['seed']) for r in runs)}) | {epochs}, lr {lr:g}"
@@ -468,7 +551,8 @@ def cnn_verdicts(groups):
     by_net = {}
     for key, runs in groups.items():
         if key[1] != "teacher":
-            way = key[3] + (f", teacher {key[4]}" if key[4] else "") + batch_note(key[-1][-1])
+            way = key[3] + (f", {key[4]}" if "teacher_run" in runs[0] else
+                            f", teacher {key[4]}" if key[4] else "") + batch_note(key[-1][-1])
             by_net.setdefault((key[0], key[2]), []).append((way, {r["seed"]: r["test_errors"] for r in runs}))
     lines = []
     for (data, arch), ways in sorted(by_net.items()):
@@ -497,17 +581,33 @@ def compare(ways, head):
 
 def write_between_markers(path, text, name="results"):
     """Replace what lies between <!-- NAME:begin --> and <!-- NAME:end --> in `path`."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    with open(path) as f:
-        content = f.read()
-    if begin not in content or end not in content:
-        fail(f"{path} has no {begin} ... {end} block to replace")
-    head, rest = content.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    tmp = f"{path}.tmp{os.getpid()}"  # renamed over the file: never a half-written README
-    with open(tmp, "w") as f:
-        f.write(f"{head}{begin}\n{text}\n{end}{tail}")
-    os.replace(tmp, path)
+    refresh(path, {name: text})
+
+
+def refresh(path, blocks, write=True):
+    """Put each block's text between <!-- NAME:begin --> and <!-- NAME:end --> in `path`, in
+    one write (or none: write=False); the names of the blocks whose text changed."""
+    try:
+        with open(path) as f:
+            content = f.read()
+    except OSError as e:
+        fail(f"cannot read {path!r} ({type(e).__name__})")
+    stale = []
+    for name, text in blocks.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin not in content or end not in content.split(begin, 1)[-1]:
+            fail(f"{path} has no {begin} ... {end} block to replace")
+        head, rest = content.split(begin, 1)
+        old, tail = rest.split(end, 1)
+        if old != f"\n{text}\n":
+            stale.append(name)
+            content = f"{head}{begin}\n{text}\n{end}{tail}"
+    if write and stale:
+        tmp = f"{path}.tmp{os.getpid()}"  # renamed over the file: never a half-written README
+        with open(tmp, "w") as f:
+            f.write(content)
+        os.replace(tmp, path)
+    return stale
 
 
 def main(argv=None):
@@ -523,8 +623,16 @@ def main(argv=None):
                         "CNN-teacher and hint experiments: the runs in these folders and files")
     parser.add_argument("--plots", metavar="DIR", help="also draw the figures into DIR "
                         "(needs matplotlib, an optional extra)")
-    parser.add_argument("--write", metavar="README", help="replace the table in this file")
+    parser.add_argument("--write", metavar="README", help="replace the tables in this file")
+    parser.add_argument("--check", metavar="README", nargs="?", const=True, help="write nothing; "
+                        "exit 1 if the tables in README (by default --write's) differ from what "
+                        "the results give, 0 if not")
+    parser.add_argument("--strict", action="store_true", help="refuse rows of uncommitted or "
+                        "unrecorded code and rows whose students all learned from one teacher")
     args = parser.parse_args(argv)
+    readme = args.write if args.check is True else args.check
+    if args.check and not readme:
+        fail("--check needs a README: --check README, or --write README --check")
     records = load_records(args.paths)
     if not records:
         fail(f"no results JSON files in {' '.join(args.paths)}")
@@ -534,19 +642,27 @@ def main(argv=None):
     swept = swept_architectures(plain)
     sweeps = [r for r in plain if is_sweep(r, swept)]
     plain = [r for r in plain if not is_sweep(r, swept)]
-    blocks = {"results": table(plain) if plain else None,
-              "temperature-sweep": sweep_table(sweeps) if sweeps else None,
-              "dark-knowledge": dark_knowledge_table(dark) if dark else None,
+    strict = args.strict  # refuse marked rows
+    blocks = {"results": table(plain, strict) if plain else None,
+              "temperature-sweep": sweep_table(sweeps, strict) if sweeps else None,
+              "dark-knowledge": dark_knowledge_table(dark, strict) if dark else None,
               "models": models_table(args.models) if args.models else None,
               "student-study": study_table(study_records(args.study)) if args.study else None,
               "teacher-study": study_table(study_records(args.teacher_study), teacher_arm)
               if args.teacher_study else None,
-              "cnn": cnn_table(cnn_records(args.cnn)) if args.cnn else None}
-    for name, text in blocks.items():
-        if text is None:
-            continue
-        if args.write:
-            write_between_markers(args.write, text, name)
+              "cnn": cnn_table(cnn_records(args.cnn), strict) if args.cnn else None}
+    blocks = {name: with_notes(text) for name, text in blocks.items() if text is not None}
+    if args.check:
+        stale = refresh(readme, blocks, write=False)
+        if stale:
+            print(f"{readme}: the generated sections {', '.join(stale)} differ from the results "
+                  "files (rerun with --write)", file=sys.stderr)
+            sys.exit(1)
+        print(f"{readme}: all {len(blocks)} generated sections match the results files")
+        return
+    if args.write:
+        refresh(args.write, blocks)
+    for text in blocks.values():
         print(text + "\n")
     if args.plots:
         draw(args.plots, sweeps, plain)
@@ -560,10 +676,8 @@ def draw(folder, sweeps, plain):
     except ImportError as e:
         fail(str(e))
     if sweeps:
-        def line(r):
-            return sweep_label(r["architecture"], batch_size(r))
         print("wrote", plots.temperature_sweep(sweeps, os.path.join(folder, "temperature_sweep.png"),
-                                               line))
+                                               sweep_label))
     curves = []
     for model, label in (("teacher", "teacher"), ("small", "small net, hard labels"),
                          ("student", "distilled student, T = 20")):

@@ -12,7 +12,8 @@ from conftest import ROOT
 def record(model, seed, errors, T=None, epochs=30):
     r = {"model": model, "architecture": "784-800-800-10", "seed": seed, "test_errors": errors,
          "epochs": epochs, "params": {"name": "LocalParams"}, "wall_s": 120.0, "device": "cpu",
-         "hardware": "test cpu, 2 cores", "jitter": 0, "omit": [], "only": [], "subset": 1.0}
+         "hardware": "test cpu, 2 cores", "jitter": 0, "omit": [], "only": [], "subset": 1.0,
+         "code_version": "abc1234"}
     if T is not None:
         r.update(T=T, alpha=0.9)
     return r
@@ -32,7 +33,7 @@ def test_rows_group_seeds_with_mean_std_and_range(tmp_path):
     assert "| 146 | 146.0 ± 6.0 | 140-152 | 3 (1, 2, 3) |" in small
     student = next(l for l in lines if "distilled" in l)
     # mean 105, sample std sqrt((25 + 25) / 1) = 7.07
-    assert "T=20, alpha=0.9 | 74 | 105.0 ± 7.1 | 100-110 | 2 (1, 2) |" in student
+    assert "T=20, alpha=0.9 † | 74 | 105.0 ± 7.1 | 100-110 | 2 (1, 2) |" in student
     assert "170.0 (one seed)" in next(l for l in lines if ", 5 |" in l)
 
 
@@ -127,7 +128,7 @@ def test_a_temperature_sweep_becomes_its_own_table_by_T_and_width():
     assert swept == {"784-300-300-10", "784-30-30-10"}       # 800-800 has one T only
     assert [r for r in records if not tables.is_sweep(r, swept)] == main
     lines = tables.sweep_table([r for r in records if tables.is_sweep(r, swept)]).splitlines()
-    assert lines[0] == "| T | distilled 784-300-300-10 | distilled 784-30-30-10 |"
+    assert lines[0] == "| T | distilled 784-300-300-10 † | distilled 784-30-30-10 † |"  # one teacher
     # T = 8: seeds 1 and 2 give 118 and 128: mean 123, sample std 7.07; no 30-unit run at T = 8
     assert lines[5] == "| 8 | 123.0 ± 7.1 (118-128), seeds 1,2 |  |"
     assert lines[3] == "| 2.5 |  | 502, seeds 1 |"
@@ -186,7 +187,7 @@ def test_a_temperature_sweep_at_another_batch_size_is_its_own_column():
              "params": {"name": "LocalParams", "distill_batch_size": batch, "distill_lr": 0.02}}
             for T, batch, errors in ((2.0, 50, 240), (2.0, 100, 250), (4.0, 50, 260))]
     lines = tables.sweep_table(runs).splitlines()
-    assert lines[0] == "| T | distilled 784-30-30-10 | distilled 784-30-30-10, batch 100 |"
+    assert lines[0] == "| T | distilled 784-30-30-10 † | distilled 784-30-30-10, batch 100 † |"
     assert lines[2] == "| 2 | 240, seeds 1 | 250, seeds 1 |" and lines[3] == "| 4 | 260, seeds 1 |  |"
     assert "784-30-30-10, batch 100: LocalParams" in lines[-1]
 
@@ -309,3 +310,140 @@ def test_cnn_table_pairs_each_student_seed_with_its_hard_label_twin():
     assert ("- fashion-mnist, cnn s: fewest errors with *distilled, T=4 + hint stage2→stage2 x1, "
             "one stage, teacher cnn t* (878.3); the next, *distilled, T=4, teacher cnn t*, makes "
             "11.7 ± 7.6 more per seed") in text
+
+
+def paired(seed, errors, teacher_seed=None, teacher_epochs=600, **more):
+    """A student of seed `seed` that recorded its teacher's run (by default: of its own seed)."""
+    teacher_seed = seed if teacher_seed is None else teacher_seed
+    run = {"path": f"t{teacher_epochs}_s{teacher_seed}.pt", "seed": teacher_seed,
+           "epochs": teacher_epochs, "params": {"name": "LocalParams"}, "holdout": None,
+           "code_version": "abc1234"}
+    return {**record("student", seed, errors, T=20.0), "teacher": run["path"], "teacher_run": run,
+            **more}
+
+
+def run_tables(tmp_path, runs, *args):
+    """tables.main on these records, as files in tmp_path/r: (exit code, stdout, stderr)."""
+    folder = tmp_path / "r"
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for i, r in enumerate(runs):
+        (folder / f"run{i}.json").write_text(json.dumps(r))
+    done = subprocess.run([sys.executable, "tables.py", str(folder), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_seed_paired_row_tabulates_unmarked(tmp_path):
+    two = paired(2, 76)
+    two["teacher_run"] = {**two["teacher_run"], "holdout": 0}   # the same as not recorded
+    code, out, err = run_tables(tmp_path, [paired(1, 70), two, record("small", 1, 140)])
+    assert code == 0, err
+    [row] = [l for l in out.splitlines() if l.startswith("| distilled")]
+    assert row.startswith("| distilled 784-800-800-10, T=20, alpha=0.9, 600-epoch teacher per "
+                          "seed | 74 | 73.0 ± 4.2 | 70-76 | 2 (1, 2) |")
+    assert "†" not in out and "‡" not in out
+
+
+def test_a_student_of_another_seeds_teacher_is_refused_and_nothing_written(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:begin -->\nold\n<!-- results:end -->\n")
+    code, out, err = run_tables(tmp_path, [paired(1, 70), paired(2, 76, teacher_seed=1)],
+                                "--write", readme)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "seed 2" in err and "teacher of seed 1" in err and "run1.json" in err
+    assert readme.read_text() == "<!-- results:begin -->\nold\n<!-- results:end -->\n" and not out
+    # a teacher without its results JSON: its seed is unknown, so the pairing is not shown
+    unknown = paired(1, 70)
+    unknown["teacher_run"] = {**unknown["teacher_run"], "seed": None, "epochs": None, "params": None}
+    assert run_tables(tmp_path, [unknown])[0] == 2
+
+
+def test_teachers_of_300_and_600_epochs_split_a_row_and_never_pool(tmp_path):
+    """Split in every table that groups students (its own row, column or key); a group that
+    still held two recipes would be refused."""
+    runs = [paired(1, 70, teacher_epochs=300), paired(2, 72, teacher_epochs=300),
+            paired(1, 80), paired(2, 84), record("student", 1, 90, T=20.0)]   # the last: legacy
+    rows = [l for l in tables.table(runs).splitlines() if "distilled" in l]
+    assert len(rows) == 3
+    assert "300-epoch teacher per seed | 74 | 71.0 ± 1.4 |" in rows[0] + rows[1] + rows[2]
+    assert "600-epoch teacher per seed | 74 | 82.0 ± 2.8 |" in rows[0] + rows[1] + rows[2]
+    assert "alpha=0.9 † | 74 | 90.0 (one seed) |" in rows[0] + rows[1] + rows[2]
+    sweep = [{**r, "architecture": "784-30-30-10", "T": T} for r in runs[:3] for T in (1.0, 4.0)]
+    head = tables.sweep_table(sweep).splitlines()[0]
+    assert head == ("| T | distilled 784-30-30-10, 300-epoch teacher per seed | "
+                    "distilled 784-30-30-10, 600-epoch teacher per seed |")
+    cnn = tables.cnn_table([{**r, "test_count": 10000, "params": {**r["params"], "distill_lr": 0.02}}
+                            for r in runs[:4]])
+    assert len([l for l in cnn.splitlines() if l.startswith("| mnist | student")]) == 2
+    assert "*distilled, T=20, 600-epoch teacher per seed*, makes 11.0 ± 1.4 more" in cnn
+    with pytest.raises(SystemExit) as stop:
+        tables.marks("a row", runs[:3])
+    assert stop.value.code == 2
+
+
+def test_dirty_or_unrecorded_code_is_marked_and_strict_refuses_it(tmp_path):
+    runs = [record("small", 1, 140), {**record("small", 2, 150), "code_version": "abc1234-dirty"},
+            {**record("small", 1, 900, epochs=5), "code_version": None}, record("teacher", 1, 60),
+            paired(1, 70), paired(2, 76)]
+    code, out, err = run_tables(tmp_path, runs)
+    assert code == 0, err
+    rows = [l for l in out.splitlines() if l.startswith("| small")]
+    assert all(row.startswith("| small net, hard labels 784-800-800-10 ‡ |") for row in rows)
+    assert len(rows) == 2 and out.count("‡") == 3       # two rows and one note
+    assert "\n\n‡ from uncommitted or unrecorded code" in out and "†" not in out
+    code, out, err = run_tables(tmp_path, runs, "--strict")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out, err
+    assert "--strict" in err and "small net" in err and "run1.json" in err
+    # a paired student whose teacher ran uncommitted code is marked too
+    teacher_dirty = paired(1, 70)
+    teacher_dirty["teacher_run"]["code_version"] = "abc1234-dirty"
+    assert tables.marks("a row", [teacher_dirty]) == " ‡"
+
+
+def test_strict_refuses_a_row_whose_students_all_learned_from_one_teacher(tmp_path):
+    legacy = [record("student", 1, 70, T=20.0), record("student", 2, 76, T=20.0)]
+    code, out, err = run_tables(tmp_path, legacy)
+    assert code == 0 and "alpha=0.9 † |" in out and "\n† not seed-paired" in out, err
+    code, out, err = run_tables(tmp_path, legacy, "--strict")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not seed-paired" in err, err
+    assert run_tables(tmp_path, [paired(1, 70), paired(2, 76)], "--strict")[0] == 0
+
+
+def test_check_says_whether_the_readme_is_stale_and_writes_nothing(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nafter\n")
+    runs = [record("small", 1, 140), record("small", 2, 146)]
+    stale = readme.read_text()
+    code, out, err = run_tables(tmp_path, runs, "--write", readme, "--check")
+    assert code == 1 and err.strip() == (f"{readme}: the generated sections results differ from "
+                                         "the results files (rerun with --write)")
+    assert readme.read_text() == stale and not out
+    assert run_tables(tmp_path, runs, "--write", readme)[0] == 0 and readme.read_text() != stale
+    fresh = readme.read_text()
+    for check in (["--write", readme, "--check"], ["--check", readme]):
+        code, out, err = run_tables(tmp_path, runs, *check)
+        assert code == 0 and "match" in out and not err, err
+    assert readme.read_text() == fresh
+    code, out, err = run_tables(tmp_path, runs + [record("small", 3, 152)], "--check", readme)
+    assert code == 1 and "results" in err and readme.read_text() == fresh
+    assert run_tables(tmp_path, runs, "--check")[0] == 2    # no README to check
+
+
+def test_a_seed_paired_consistent_student_aims_at_the_mean_of_its_own_teachers():
+    def consistent(seed, errors, teacher):
+        return {**paired(seed, errors), "jitter": 2, "teacher_test_errors": teacher}
+    runs = [consistent(1, 66, 65), consistent(2, 70, 71), consistent(3, 68, 71)]   # 68 vs 69
+    row = next(l for l in tables.table(runs).splitlines() if "jitter 2px" in l)
+    assert row.endswith("| ≤ its teachers' mean 69.0: met |")
+    runs[0] = consistent(1, 70, 65)                                                # 69.3 vs 69
+    row = next(l for l in tables.table(runs).splitlines() if "jitter 2px" in l)
+    assert row.endswith("| ≤ its teachers' mean 69.0: MISSED |")
+
+
+def test_bf16_runs_form_their_own_row():
+    runs = [paired(1, 70), paired(2, 76), {**paired(1, 71), "precision": "bf16"}]
+    rows = [l for l in tables.table(runs).splitlines() if l.startswith("| distilled")]
+    assert len(rows) == 2 and sum("bf16" in row for row in rows) == 1
+    assert "| 73.0 ± 4.2 | 70-76 | 2 (1, 2) |" in next(r for r in rows if "bf16" not in r)
