@@ -2,10 +2,10 @@
 
 `tests/reference/` holds the weights of three short runs on the synthetic digits (a teacher with
 dropout, max-norm and jitter; the small net; a student distilled from that teacher with a
-held-out split), written by `python tests/test_same_weights.py --write` before the scripts were
-split into modules. A refactor must leave them bit for bit: on the CPU model that wrote them the
-weights must be equal; on another CPU, whose math kernels may round differently, close
-(`hardware.json` did not yet record the kernel set, so every machine now compares closely).
+held-out split), written by `python tests/test_same_weights.py --write` at commit 3b3056e (the
+code before the view cache and --precision), on the machine `hardware.json` names. A refactor
+must leave them bit for bit: on a CPU of that name and kernel set the weights must be equal; on
+another, whose math kernels may round differently, close.
 """
 import json
 import os
@@ -13,14 +13,13 @@ import sys
 
 import torch
 
-import records
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from conftest import ROOT, write_mnist  # noqa: E402
 
 sys.path.insert(0, ROOT)
 import distillation  # noqa: E402
+import records  # noqa: E402
 import train  # noqa: E402
 
 REFERENCE = os.path.join(HERE, "reference")
