@@ -165,11 +165,16 @@ def augment_with_targets(images, extra, generator, jitter, flip):
 @torch.no_grad()
 def update_average(average, net, decay):
     """Exponential moving average of the weights, after each step: a = decay a + (1 - decay) w.
-    Evaluated and saved in place of the last weights (a training trick, not another model)."""
+    Evaluated and saved in place of the last weights (a training trick, not another model).
+    Batch norm's running statistics are averaged alike: the net's own last ones belong to its
+    last weights, not to the average (counters, integers, are copied)."""
     for a, w in zip(average.parameters(), net.parameters()):
         a.lerp_(w, 1.0 - decay)
-    for a, b in zip(average.buffers(), net.buffers()):  # batch norm statistics: the net's own
-        a.copy_(b)
+    for a, b in zip(average.buffers(), net.buffers()):
+        if a.is_floating_point():
+            a.lerp_(b, 1.0 - decay)
+        else:
+            a.copy_(b)
 
 
 LOSS_JUMP = 3.0       # an epoch's loss over this many times its best and above its first

@@ -190,14 +190,17 @@ def test_one_short_epoch_of_a_cnn_on_real_fashion_mnist(real_fashion, tmp_path):
     assert np.array_equal(labels.bincount().numpy(), np.full(10, 1000))
 
 
-def test_weight_average_keeps_the_batch_norm_statistics_of_the_net():
+def test_weight_average_averages_the_batch_norm_statistics_too():
     torch.manual_seed(0)
     net = layers.CNN(channels=[3], kernel=3, batch_norm=True, hidden=[4])
     average = layers.CNN(channels=[3], kernel=3, batch_norm=True, hidden=[4])
     net.train()(torch.rand(16, 784))  # the net's running statistics move; the average never runs
+    mean_before, mean_now = average.stages[0][1].running_mean.clone(), net.stages[0][1].running_mean
+    assert torch.equal(mean_before, torch.zeros(3)) and mean_now.abs().sum() > 0
     train.update_average(average, net, 0.9)
-    for a, b in zip(average.buffers(), net.buffers()):
-        assert torch.equal(a, b)
+    torch.testing.assert_close(average.stages[0][1].running_mean, 0.1 * mean_now)  # 0.9 * 0 + 0.1 * m
+    torch.testing.assert_close(average.stages[0][1].running_var, 0.9 * 1 + 0.1 * net.stages[0][1].running_var)
+    assert average.stages[0][1].num_batches_tracked == net.stages[0][1].num_batches_tracked == 1
 
 
 def test_default_names_tell_apart_depths_kernels_and_batch_norm():

@@ -118,3 +118,21 @@ def test_bf16_forward_passes_are_close_to_fp32_and_cnns_go_channels_last():
     assert conv.is_contiguous(memory_format=torch.channels_last)
     layers.set_precision(net, "fp32")
     assert net.stages[0][0].weight.is_contiguous()
+
+
+def test_the_live_teacher_sees_exactly_the_students_shifted_batch(trained):
+    teacher = checkpoint.load_net(trained["teacher"], "cpu")
+    student = train.init_net({"hidden": [16, 16]}, 0, "cpu")
+    seen = {"teacher": [], "student": []}
+    teacher.register_forward_hook(lambda m, inputs, out: seen["teacher"].append(inputs[0].clone()))
+    student.register_forward_hook(lambda m, inputs, out: seen["student"].append(inputs[0].clone()))
+    images = dataset.load(trained["data"], True)
+    params = distillation.tp.LocalParams(distill_epochs=2, distill_batch_size=100)
+    distillation.distill(student, teacher, images, dataset.load(trained["data"], False), params, 0,
+                         jitter=2, view_cache_mb=0)
+    taught = seen["student"][:4] + seen["student"][5:9]  # after each epoch the student is tested
+    assert len(seen["teacher"]) == 8 and len(taught) == 8
+    for t, s in zip(seen["teacher"], taught):
+        assert torch.equal(t, s)
+    assert not torch.equal(torch.cat(seen["teacher"][:4]).sort(0).values,
+                           images[0].sort(0).values), "the batches are shifted"
