@@ -61,6 +61,9 @@ def report_errors(main):
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):  # no prefixes: --epoch is a typo, not --epochs
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
     def error(self, message):  # one line instead of argparse's usage dump
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
@@ -150,6 +153,8 @@ def make_parser(doc, students=True):
     saving.add_argument("--checkpoint-every", type=int, default=5, metavar="N",
                         help="save the training state to OUT.resume.pt every N epochs and on "
                              "Ctrl-C (0: only on Ctrl-C; default %(default)s)")
+    saving.add_argument("--overwrite", action="store_true",
+                        help="replace a finished run's OUT.pt and OUT.json (default: refuse)")
     saving.add_argument("--keep-resume", action="store_true",
                         help="keep OUT.resume.pt after the run finishes (default: removed)")
     tp.add_param_flags(p, skip=() if students else tp.STUDENT_ONLY)
@@ -355,7 +360,7 @@ def default_out(args, role, config, suffix="", tag=""):
 # flags already in the name, or that do not change what a run computes
 NAMED_OR_INERT = {"dataset", "data_dir", "seed", "hidden", "depth", "arch", "channels", "kernel",
                   "convs", "batch_norm", "subset", "holdout", "omit", "only", "T", "hint_weight",
-                  "out", "device", "dry_run", "resume", "checkpoint_every", "keep_resume",
+                  "out", "device", "dry_run", "resume", "checkpoint_every", "keep_resume", "overwrite",
                   "baseline", "no_baseline", "model", "params", "view_cache_mb"}
 
 
@@ -386,6 +391,15 @@ def width_name(config):
     if len(set(widths)) == 1:  # '800' for the paper's two layers, '128d1' for one of 128
         return str(widths[0]) if len(widths) == 2 else f"{widths[0]}d{len(widths)}"
     return "x".join(map(str, widths))
+
+
+def check_output(args, out):
+    """A training run's output: writable, and not a finished run's unless --overwrite (or
+    --resume, which keeps a finished run's results, or --dry-run, which writes nothing)."""
+    check_writable(out)
+    if (os.path.exists(json_path_of(out)) and not (args.overwrite or args.resume or args.dry_run)):
+        raise UsageError(f"{json_path_of(out)!r} holds a finished run; pass --overwrite to replace "
+                         "it, or pick another --out")
 
 
 def check_writable(out):

@@ -51,6 +51,12 @@ def load(root, train, device="cpu", name="mnist"):
     import torchvision.datasets
     info = DATASETS[name]
     folder = os.path.join(root, info.folder)
+    parts, tail = info.folder.split(os.sep), os.path.normpath(root).split(os.sep)
+    inner = next((os.path.normpath(os.path.join(root, *[".."] * i)) for i in (1, 2)
+                  if tail[-i:] == parts[:i] and not os.path.isdir(folder)), None)
+    if inner is not None:  # the user pointed at MNIST/raw or MNIST instead of the root above
+        raise DataError(f"{name}: --data-dir is the folder that holds {info.folder}; "
+                        f"try --data-dir {inner}")
     parts = [root] + [os.path.join(root, *info.folder.split(os.sep)[:i + 1])
                       for i in range(len(info.folder.split(os.sep)))]
     created = [d for d in parts if not os.path.exists(d)]

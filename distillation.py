@@ -188,7 +188,7 @@ def read_baseline(path, config, seed):
         return None, f"no results at {path}; {hint}"
     if describe(its_config) != describe(config):
         return None, f"{path} is a {describe(its_config)} net, not the student's; {hint}"
-    return errors, f"hard labels, {epochs} epochs, seed {its_seed}"
+    return errors, f"hard labels, {records.count(epochs, 'epoch')}, seed {its_seed}"
 
 
 def out_path(args, config, T, sweep, hint=None):
@@ -278,7 +278,7 @@ def main(argv=None):
     check_teacher_dropout(runs[0], teacher, hint)
     outs = [out_path(args, config, run.T, len(runs) > 1, hint) for run in runs]
     for out in outs:
-        cli.check_writable(out)
+        cli.check_output(args, out)
     jitter, flip = cli.augmentation(args, runs[0], "student")
     train_set, val_set, test_set = cli.load_data(args, device)
     teacher_errors, _, _ = layers.evaluate(teacher, *test_set)
@@ -299,7 +299,7 @@ def main(argv=None):
             print(f"--resume: {out} had finished; its results are kept")
         results.append(record)
         rows.append((f"distilled {record['architecture']} T={run.T:g}", record["test_errors"],
-                     record["test_count"], f"alpha {run.alpha:g}, {record['epochs']} epochs"
+                     record["test_count"], f"alpha {run.alpha:g}, {records.count(record['epochs'], 'epoch')}"
                      + (f", hint {hint.weight:g}" if hint else "")))
     records.print_summary(rows)
     return results

@@ -206,7 +206,7 @@ def main(argv=None):
     outs = {"student": student_out, "small": baseline_out}
     for role, path in outs.items():
         if role == "student" or not args.no_baseline:
-            cli.check_writable(path)
+            cli.check_output(args, path)
     cli.precision_note(args.precision, device)
     teacher = layers.set_precision(checkpoint.load_net(args.teacher, device, args.dataset),
                                    args.precision)

@@ -87,6 +87,11 @@ def code_version():
 CODE_VERSION = code_version()  # read at start: a long run's code is the code it started with
 
 
+def count(n, noun):
+    """'1 epoch', '3 epochs'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def format_seconds(s):
     s = int(round(s))
     return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -1,4 +1,4 @@
-"""Regenerate the README's results tables from the JSON files the scripts wrote.
+r"""Regenerate the README's results tables from the JSON files the scripts wrote.
 
     python tables.py results/reproduction --models models              # print the tables
     python tables.py results/reproduction --models models --write README.md
@@ -34,6 +34,9 @@ TARGETS = {("teacher", "784-1200-1200-10", None): ("≤ 67", lambda mean: mean <
 
 
 class OneLineErrors(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):  # no prefixes: --chek is a typo, not --check
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
     def error(self, message):
         fail(f"{message} (see --help)")
 

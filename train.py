@@ -216,7 +216,7 @@ def main(argv=None):
     device = cli.resolve_device(args.device)
     config = cli.net_config(args, params, role)
     out = args.out or cli.default_out(args, role, config)
-    cli.check_writable(out)
+    cli.check_output(args, out)
     epochs, max_steps = cli.run_length(args, params.teacher_epochs if role == "teacher" else params.epochs)
     jitter, flip = cli.augmentation(args, params, role)
 
@@ -224,12 +224,12 @@ def main(argv=None):
     train_set, val_set, test_set = cli.load_data(args, device)
     cli.precision_note(args.precision, device)
     net = init_net(config, args.seed, device, args.precision)
-    print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
-          f"{epochs} epochs, {type(params).__name__}, jitter {jitter}{', flips' if flip else ''}, "
-          f"seed {args.seed}{', bf16' if args.precision == 'bf16' else ''}")
     checkpoints = checkpoint.checkpoints_of(args, out, role, params, config,
                                             checkpoint.fingerprint(*train_set), jitter=jitter,
                                             **({"flip": flip} if flip else {}))
+    print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
+          f"{records.count(epochs, 'epoch')}, {type(params).__name__}, jitter {jitter}"
+          f"{', flips' if flip else ''}, seed {args.seed}{', bf16' if args.precision == 'bf16' else ''}")
     history, timing = fit(net, [*train_set, None], test_set, params, epochs=epochs, lr=params.lr,
                           seed=args.seed, batch_loss=hard_label_loss, jitter=jitter, flip=flip,
                           max_steps=max_steps, checkpoints=checkpoints, val_set=val_set)
@@ -243,7 +243,7 @@ def main(argv=None):
         checkpoints.finish()
     records.print_summary([(f"{role} {record['architecture']}", record["test_errors"],
                             record["test_count"],
-                            f"{epochs} epochs, {timing['samples_per_s']:.0f} samples/s")])
+                            f"{records.count(epochs, 'epoch')}, {timing['samples_per_s']:.0f} samples/s")])
     return record
 
 

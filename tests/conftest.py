@@ -13,14 +13,14 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-# the real MNIST: the project's offline copy beside the repository, else the scripts' default
-# folder, where torchvision downloads it
-REAL_MNIST = next((path for path in (os.path.join(ROOT, "..", "shared", "data", "mnist"),
-                                     os.path.join(ROOT, "data")) if os.path.isdir(path)),
-                  os.path.join(ROOT, "data"))
-REAL_FASHION = next((path for path in (os.path.join(ROOT, "..", "shared", "data", "fashion-mnist"),
-                                       os.path.join(ROOT, "data")) if os.path.isdir(path)),
-                    os.path.join(ROOT, "data"))
+# the real MNIST and Fashion-MNIST: under $DATA_DIR if set (a root holding MNIST/raw and
+# FashionMNIST/raw, torchvision's layout), else the project's offline copies beside the
+# repository, else the scripts' default folder, where torchvision downloads them
+def data_root(folder, shared):
+    candidates = [os.environ.get("DATA_DIR"), os.path.join(ROOT, "..", "shared", "data", shared),
+                  os.path.join(ROOT, "data")]
+    return next((path for path in candidates if path and has_real_data(path, folder)),
+                os.environ.get("DATA_DIR") or os.path.join(ROOT, "data"))
 
 if "OMP_NUM_THREADS" not in os.environ:  # the user's choice stands; else the 2 cores CI has
     torch.set_num_threads(2)
@@ -29,6 +29,10 @@ if "OMP_NUM_THREADS" not in os.environ:  # the user's choice stands; else the 2 
 def has_real_data(root, folder="MNIST"):
     raw = os.path.join(root, folder, "raw")
     return os.path.isdir(raw) and any(name.startswith("t10k-images") for name in os.listdir(raw))
+
+
+REAL_MNIST = data_root("MNIST", "mnist")
+REAL_FASHION = data_root("FashionMNIST", "fashion-mnist")
 
 
 @pytest.fixture
@@ -46,10 +50,12 @@ def real_mnist_or_skip(root, folder="MNIST", shared="mnist"):
     saying where it looked, or fails it under CI (CI=true), where the data is part of the setup."""
     if has_real_data(root, folder):
         return root
-    looked = " and ".join(os.path.normpath(os.path.join(p, folder, "raw")) for p in
-                          (os.path.join(ROOT, "..", "shared", "data", shared), os.path.join(ROOT, "data")))
-    message = (f"real {folder} not found in {looked}; get it with: python -c \"from torchvision."
-               f"datasets import {folder}; {folder}('data', download=True)\"")
+    places = [os.environ.get("DATA_DIR"), os.path.join(ROOT, "..", "shared", "data", shared),
+              os.path.join(ROOT, "data")]
+    looked = " and ".join(os.path.normpath(os.path.join(p, folder, "raw")) for p in places if p)
+    message = (f"real {folder} not found in {looked}; set DATA_DIR to a folder holding "
+               f"{folder}/raw (torchvision's layout), or, with a network, download it into data/: "
+               f"python -c \"from torchvision.datasets import {folder}; {folder}('data', download=True)\"")
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)

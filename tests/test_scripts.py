@@ -135,7 +135,9 @@ def test_bad_distillation_input(trained, tmp_path, capsys, argv, word):
 @pytest.mark.parametrize("argv,word", [(["--hidden", "0"], "--hidden"), (["--model", "big"], "--model"),
                                        (["--omit", "12"], "class 12"), (["--jitter", "-1"], "--jitter"),
                                        (["--dropout-input", "1"], "--dropout-input"),
-                                       (["--max-norm", "nan"], "--max-norm")])
+                                       (["--max-norm", "nan"], "--max-norm"),
+                                       (["--epoch", "3"], "--epoch 3"),      # no prefix matching
+                                       (["--precision", "fp8"], "--precision")])
 def test_bad_train_input(trained, tmp_path, capsys, argv, word):
     out = str(tmp_path / "x.pt")
     model = [] if "--model" in argv else ["--model", "teacher"]
@@ -393,7 +395,7 @@ def test_class_filters_reach_training(trained, tmp_path):
                          "--out", str(tmp_path / "o.pt"), *FAST])
     assert record["train_count"] == 320 and record["omit"] == [3, 7]
     record = train.main(["--model", "small", "--data-dir", trained["data"], "--only", "7", "8",
-                         "--subset", "0.5", "--out", str(tmp_path / "o.pt"), *FAST])
+                         "--subset", "0.5", "--out", str(tmp_path / "o2.pt"), *FAST])
     assert record["train_count"] == 40
 
 
@@ -520,6 +522,46 @@ def test_missing_real_data_skips_outside_ci_and_fails_under_it(tmp_path, monkeyp
         real_mnist_or_skip(str(tmp_path))
     with pytest.raises(pytest.fail.Exception, match="real FashionMNIST not found"):
         real_mnist_or_skip(str(tmp_path), "FashionMNIST", "fashion-mnist")
+
+
+def test_data_dir_finds_the_real_data_and_says_so_in_the_skip_message(tmp_path, monkeypatch):
+    import conftest
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert conftest.data_root("MNIST", "no-such-copy") == str(tmp_path)   # not found: still named
+    with pytest.raises(pytest.skip.Exception, match="set DATA_DIR to a folder holding MNIST/raw"):
+        monkeypatch.delenv("CI", raising=False)
+        conftest.real_mnist_or_skip(str(tmp_path))
+    conftest.write_mnist(str(tmp_path))
+    assert conftest.data_root("MNIST", "mnist") == str(tmp_path)          # found: it comes first
+
+
+def test_a_data_dir_one_level_too_deep_gets_the_folder_to_pass(tmp_path, capsys):
+    root = conftest_write(tmp_path)
+    for deep in ("MNIST", os.path.join("MNIST", "raw")):
+        expect_bad_input(capsys, train.main, ["--model", "small", "--data-dir",
+                                              os.path.join(root, deep), "--out", str(tmp_path / "x.pt")],
+                         f"try --data-dir {os.path.normpath(root)}", out=str(tmp_path / "x.pt"))
+
+
+def conftest_write(tmp_path):
+    from conftest import write_mnist
+    return write_mnist(str(tmp_path / "data"))
+
+
+def test_a_finished_run_is_not_overwritten_without_overwrite(trained, tmp_path, capsys):
+    out = str(tmp_path / "s.pt")
+    argv = ["--model", "small", "--data-dir", trained["data"], "--out", out, "--epochs", "1",
+            "--hidden", "16"]
+    first = train.main(argv)
+    before = open(out[:-3] + ".json").read()
+    with pytest.raises(SystemExit) as stop:
+        train.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a finished run" in err and "--overwrite" in err
+    assert open(out[:-3] + ".json").read() == before
+    again = train.main(argv + ["--overwrite"])
+    assert again["test_errors"] == first["test_errors"] and "1 epoch," in capsys.readouterr().out
 
 
 def test_default_names_of_runs_with_other_settings_differ_and_repeat():
