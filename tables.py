@@ -5,7 +5,7 @@ r"""Regenerate the README's results tables from the JSON files the scripts wrote
     python tables.py results/reproduction --study results/student_study --models models \
         --teacher-study results/teacher_study --cnn results/cnn_and_hints \
         results/reproduction/distilled_model_800_20_lr0.02_s*.json \
-        --plots docs --write README.md       # every table of the README made from results files
+        --cost --plots docs --write README.md    # every table of the README made from results files
     python tables.py ... --write README.md --check     # exit 1 if README's tables are stale
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
@@ -626,6 +626,8 @@ def main(argv=None):
                         "CNN-teacher and hint experiments: the runs in these folders and files")
     parser.add_argument("--plots", metavar="DIR", help="also draw the figures into DIR "
                         "(needs matplotlib, an optional extra)")
+    parser.add_argument("--cost", action="store_true", help="also the table of the core-hours "
+                        "each table's runs took")
     parser.add_argument("--write", metavar="README", help="replace the tables in this file")
     parser.add_argument("--check", metavar="README", nargs="?", const=True, help="write nothing; "
                         "exit 1 if the tables in README (by default --write's) differ from what "
@@ -654,6 +656,12 @@ def main(argv=None):
               "teacher-study": study_table(study_records(args.teacher_study), teacher_arm)
               if args.teacher_study else None,
               "cnn": cnn_table(cnn_records(args.cnn), strict) if args.cnn else None}
+    blocks["cost"] = None if not args.cost else cost_table({"results": plain, "temperature sweeps": sweeps,
+                                 "dark knowledge": dark,
+                                 "student study": study_records(args.study) if args.study else [],
+                                 "teacher study": study_records(args.teacher_study)
+                                 if args.teacher_study else [],
+                                 "CNN and hints": cnn_records(args.cnn) if args.cnn else []})
     blocks = {name: with_notes(text) for name, text in blocks.items() if text is not None}
     if args.check:
         stale = refresh(readme, blocks, write=False)
@@ -669,6 +677,24 @@ def main(argv=None):
         print(text + "\n")
     if args.plots:
         draw(args.plots, sweeps, plain)
+
+
+def cost_table(tables):
+    """The core-hours each table's runs took, summed from their recorded wall-clock times the
+    threads each used, and on which machines."""
+    lines = ["| table | runs | core-hours | machines |", "|---|---|---|---|"]
+    seen, total = set(), 0.0
+    for name, runs in tables.items():
+        runs = list({r["_path"]: r for r in runs if r["_path"] not in seen}.values())
+        seen.update(r["_path"] for r in runs)  # a file read twice (two tables, --ema) counts once
+        if not runs:
+            continue
+        hours = sum(r["wall_s"] * r.get("threads", 1) for r in runs) / 3600
+        total += hours
+        machines = sorted({r.get("hardware", r["device"]) for r in runs})
+        lines.append(f"| {name} | {len(runs)} | {hours:.1f} | {'; '.join(machines)} |")
+    lines.append(f"| all of them | {len(seen)} | {total:.1f} | |")
+    return "\n".join(lines)
 
 
 def draw(folder, sweeps, plain):

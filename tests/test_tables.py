@@ -1,5 +1,7 @@
 """tables.py: rows grouped over seeds, statistics checked by hand, README block replaced."""
+import glob
 import json
+import os
 import subprocess
 import sys
 
@@ -447,3 +449,25 @@ def test_bf16_runs_form_their_own_row():
     rows = [l for l in tables.table(runs).splitlines() if l.startswith("| distilled")]
     assert len(rows) == 2 and sum("bf16" in row for row in rows) == 1
     assert "| 73.0 ± 4.2 | 70-76 | 2 (1, 2) |" in next(r for r in rows if "bf16" not in r)
+
+
+def test_the_cost_table_sums_core_hours_once_per_results_file():
+    a = {**record("small", 1, 140), "_path": "a.json", "wall_s": 1800, "threads": 1}
+    b = {**record("small", 2, 150), "_path": "b.json", "wall_s": 3600, "threads": 2}
+    text = tables.cost_table({"results": [a, b, a], "again": [b], "empty": []})
+    assert text.splitlines()[2:] == [f"| results | 2 | 2.5 | {a['hardware']} |",
+                                     "| all of them | 2 | 2.5 | |"]        # 0.5 + 2 x 1 hours
+
+
+README_TABLES = ["results/reproduction", "--study", "results/student_study", "--teacher-study",
+                 "results/teacher_study", "--cnn", "results/cnn_and_hints",
+                 *sorted(glob.glob(os.path.join(ROOT, "results", "reproduction",
+                                                "distilled_model_800_20_lr0.02_s*.json"))),
+                 "--models", "models", "--cost"]
+
+
+def test_the_readme_tables_match_the_committed_results_files():
+    done = subprocess.run([sys.executable, "tables.py", *README_TABLES, "--check", "README.md"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "all 8 generated sections match" in done.stdout
