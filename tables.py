@@ -685,8 +685,9 @@ def cost_table(tables):
     lines = ["| table | runs | core-hours | machines |", "|---|---|---|---|"]
     seen, total = set(), 0.0
     for name, runs in tables.items():
-        runs = list({r["_path"]: r for r in runs if r["_path"] not in seen}.values())
-        seen.update(r["_path"] for r in runs)  # a file read twice (two tables, --ema) counts once
+        runs = {os.path.realpath(r["_path"]): r for r in runs}  # a file read twice counts once
+        runs = [r for path, r in runs.items() if path not in seen]
+        seen.update(os.path.realpath(r["_path"]) for r in runs)
         if not runs:
             continue
         hours = sum(r["wall_s"] * r.get("threads", 1) for r in runs) / 3600
