@@ -14,6 +14,7 @@ import torch
 
 import dataset
 import layers
+import records
 import training_params as tp
 
 DEFAULT_HIDDEN = {"teacher": [1200, 1200], "small": [800, 800], "student": [800, 800]}
@@ -41,6 +42,7 @@ def report_errors(main):
     """Run main(argv); bad input and divergence become one line on stderr, no traceback."""
     def wrapped(argv=None):
         prog = os.path.basename(sys.argv[0]) if argv is None else "script"
+        records.code_version_at_start()  # the run's code is the code it starts with
         try:
             return main(argv)
         except UsageError as e:

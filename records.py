@@ -31,7 +31,7 @@ def run_record(args, params, role, net, train_count, test_set, history, timing, 
             "train_s": round(timing["train_s"], 2),
             "wall_s": round(wall_s + timing.get("wall_s_before_resume", 0.0), 2),
             "device": str(device), "hardware": hardware(device), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "precision": args.precision, "code_version": CODE_VERSION,
+            "torch": torch.__version__, "precision": args.precision, "code_version": code_version_at_start(),
             "command": " ".join(sys.argv), **extra,
             "history": history}
 
@@ -84,7 +84,21 @@ def code_version():
     return f"{commit}-dirty" if commit and dirty else (commit or None)
 
 
-CODE_VERSION = code_version()  # read at start: a long run's code is the code it started with
+_started_with = []  # the code version, read once, when the run starts (cli.report_errors)
+
+
+def code_version_at_start():
+    """The code version this process started with: a long run's code is the code it started
+    with, whatever is committed while it trains. Read lazily, so importing runs no git."""
+    if not _started_with:
+        _started_with.append(code_version())
+    return _started_with[0]
+
+
+def __getattr__(name):  # records.CODE_VERSION, as before, without a subprocess at import
+    if name == "CODE_VERSION":
+        return code_version_at_start()
+    raise AttributeError(f"module 'records' has no attribute {name!r}")
 
 
 def count(n, noun):

@@ -577,3 +577,16 @@ def test_default_names_of_runs_with_other_settings_differ_and_repeat():
                 name("--teacher", "other.pt"), name("--jitter", "2"), name("--params", "paper")]
     assert len(set(variants + [plain])) == len(variants) + 1
     assert name("--alpha", "1") == name("--alpha", "1")                     # a resume finds it
+
+
+def test_importing_runs_no_subprocess_and_the_code_version_is_read_at_the_start():
+    spy = ("import subprocess, sys; calls = []; run = subprocess.run\n"
+           "subprocess.run = lambda *a, **k: calls.append(a) or run(*a, **k)\n"
+           "import benchmark, checkpoint, cli, dataset, deployment, distillation, "
+           "distillation_no_three, evaluate, hints, layers, records, tables, train\n"
+           "assert not calls, calls\n"
+           "version = records.code_version_at_start(); assert len(calls) == 2\n"
+           "assert records.CODE_VERSION == version and len(calls) == 2\n")
+    done = subprocess.run([sys.executable, "-c", spy], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
