@@ -264,8 +264,8 @@ def default_hint_layers(student, teacher):
 def main(argv=None):
     parser = make_distill_parser(__doc__)
     parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
-                        "with (default: models/small_model_W.json, W the student's width, for "
-                        "an MNIST MLP)")
+                        "with (default: the shipped one of the student's net and dataset, "
+                        "models/small_model[_DATASET]_NET.json)")
     add_hint_flags(parser)
     args, runs = parse_distill_args(parser, argv)
     device = cli.resolve_device(args.device)
@@ -321,11 +321,10 @@ def check_teacher_dropout(run, teacher, hint):
 
 def baseline_row(args, config, test_count):
     """The summary row of the hard-label net of the student's architecture, if known."""
-    path = args.baseline
-    if path is None and args.dataset == "mnist" and args.arch == "mlp":
-        path = os.path.join("models", f"small_model_{cli.width_name(config)}.json")
-    errors, note = (None, "pass --baseline RESULTS.json") if path is None else read_baseline(
-        path, config, args.seed)
+    dataset = "" if args.dataset == "mnist" else f"_{args.dataset}"
+    path = args.baseline or os.path.join(  # the shipped one
+        "models", f"{cli.FILE_PREFIX['small']}{dataset}_{cli.width_name(config)}.json")
+    errors, note = read_baseline(path, config, args.seed)
     return (f"small {describe(config)}", errors, test_count, note)
 
 

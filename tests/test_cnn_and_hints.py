@@ -1,6 +1,7 @@
 """CNNs, the other datasets and hints: architectures round-trip, normalization and augmentation
 by hand, the hint term and its gradients, the two-stage freeze, CIFAR from its real file format,
 bad input, and a real Fashion-MNIST smoke run."""
+import json
 import os
 
 import numpy as np
@@ -14,7 +15,7 @@ import hints
 import layers
 import train
 import training_params as tp
-from conftest import REAL_FASHION, write_cifar
+from conftest import REAL_FASHION, ROOT, write_cifar
 from test_scripts import expect_bad_input
 
 CIFAR_NET = dict(channels=[4, 8], kernel=3, convs=2, batch_norm=True, hidden=[16],
@@ -226,3 +227,27 @@ def test_a_dry_run_of_two_stages_is_one_short_epoch_each(trained, tmp_path, caps
                                   "--out", str(tmp_path / "s.pt")])
     assert len(record["first_stage_history"]) == 1 and record["epochs"] == 1
     assert sorted(os.listdir(tmp_path)) == ["t.json", "t.pt"]
+
+
+def test_the_shipped_hard_label_net_is_the_default_baseline_on_every_dataset():
+    import cli
+    import distillation
+    parser = distillation.make_distill_parser("")
+    parser.add_argument("--baseline")
+    for argv, errors in ((["--dataset", "fashion-mnist", "--arch", "cnn", "--channels", "8", "16",
+                           "--kernel", "3", "--batch-norm", "1", "--hidden", "64"], "small_model_"
+                          "fashion-mnist_cnn8x16k3bn-64.json"),
+                         (["--dataset", "fashion-mnist", "--hidden", "128", "--depth", "1"],
+                          "small_model_fashion-mnist_128d1.json"),
+                         (["--epochs", "3"], "small_model_800.json")):
+        args, runs = distillation.parse_distill_args(parser, argv)
+        config = cli.net_config(args, runs[0], "student")
+        with open(os.path.join(ROOT, "models", errors)) as f:
+            shipped = json.load(f)["test_errors"]
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            row = distillation.baseline_row(args, config, 10000)
+        finally:
+            os.chdir(cwd)
+        assert row[1] == shipped and row[3].startswith("hard labels")
