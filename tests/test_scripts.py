@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -590,3 +591,39 @@ def test_importing_runs_no_subprocess_and_the_code_version_is_read_at_the_start(
     done = subprocess.run([sys.executable, "-c", spy], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+COPY = ["distillation.py", "checkpoint.py", "cli.py", "dataset.py", "hints.py", "layers.py",
+        "records.py", "train.py", "training_params.py"]  # as the README lists them
+
+
+def project_imports(name, found=None):
+    """The project modules a module imports, directly or through each other."""
+    import ast
+    found = set() if found is None else found
+    with open(os.path.join(ROOT, name)) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        for module in names:
+            path = f"{module.split('.')[0]}.py"
+            if os.path.exists(os.path.join(ROOT, path)) and path not in found:
+                found.add(path)
+                project_imports(path, found)
+    return found
+
+
+def test_distillation_py_runs_when_copied_with_exactly_the_modules_it_imports(trained, tmp_path):
+    assert project_imports("distillation.py") | {"distillation.py"} == set(COPY)
+    readme = " ".join(open(os.path.join(ROOT, "README.md")).read().split())
+    assert " ".join(f"{name}" for name in COPY) in readme.replace("`", "")
+    for name in COPY:
+        shutil.copy(os.path.join(ROOT, name), tmp_path / name)
+    shutil.copy(trained["teacher"], tmp_path / "teacher.pt")
+    done = subprocess.run([sys.executable, "distillation.py", "--data-dir", trained["data"],
+                           "--teacher", "teacher.pt", "--epochs", "1", "--subset", "0.5",
+                           "--hidden", "16", "--out", "s.pt"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.load(open(tmp_path / "s.json"))["train_count"] == 200
