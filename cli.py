@@ -366,18 +366,24 @@ NAMED_OR_INERT = {"dataset", "data_dir", "seed", "hidden", "depth", "arch", "cha
                   "baseline", "no_baseline", "model", "params", "view_cache_mb"}
 
 
+SPELLED = {"alpha": "a", "batch_size": "b", "epochs": "e", "jitter": "j", "lr": "lr",
+           "params": "", "precision": ""}  # flag -> its letters in a default name: _e3, _lr0.01
+
+
 def settings_tag(args):
-    """'' for a run at its recipe's defaults; else '_' + 6 hex digits of a hash of the other
-    flags it was given (lr, epochs, alpha, recipe fields, teacher, hint layers, ...): runs that
-    differ in any of them get different default names, and the same command the same name."""
+    """'' for a run at its recipe's defaults; else the common flags it was given, spelled
+    (_a1_b100_e3_j2_lr0.01_paper_bf16), then '_' + 6 hex digits of a hash of the other flags
+    (recipe fields, teacher, hint layers, ...): runs that differ in any of them get different
+    default names, and the same command the same name."""
     given = {k: v for k, v in sorted(vars(args).items()) if k not in NAMED_OR_INERT
              and v not in (None, False, []) and not (k == "teacher" and v == DEFAULT_TEACHER)
              and not (k == "precision" and v == "fp32")}
     if args.__dict__.get("params", "local") != "local":
         given["params"] = args.params
-    if not given:
-        return ""
-    return "_" + hashlib.sha256(repr(given).encode()).hexdigest()[:6]
+    spelled = "".join(f"_{SPELLED[k]}{v:g}" if isinstance(v, (int, float)) else f"_{v}"
+                      for k, v in given.items() if k in SPELLED)
+    rest = {k: v for k, v in given.items() if k not in SPELLED}
+    return spelled + ("_" + hashlib.sha256(repr(rest).encode()).hexdigest()[:6] if rest else "")
 
 
 def width_name(config):

@@ -578,6 +578,12 @@ def test_default_names_of_runs_with_other_settings_differ_and_repeat():
                 name("--teacher", "other.pt"), name("--jitter", "2"), name("--params", "paper")]
     assert len(set(variants + [plain])) == len(variants) + 1
     assert name("--alpha", "1") == name("--alpha", "1")                     # a resume finds it
+    assert name("--epochs", "3") == os.path.join("runs", "distilled_model_800_20_e3_s1.pt")
+    assert name("--lr", "0.01", "--alpha", "1", "--precision", "bf16") == \
+        os.path.join("runs", "distilled_model_800_20_a1_lr0.01_bf16_s1.pt")
+    hashed = name("--teacher", "other.pt", "--epochs", "3")                 # spelled, then a hash
+    assert hashed.startswith(os.path.join("runs", "distilled_model_800_20_e3_")) and len(hashed) == len(
+        os.path.join("runs", "distilled_model_800_20_e3_abcdef_s1.pt"))
 
 
 def test_importing_runs_no_subprocess_and_the_code_version_is_read_at_the_start():
