@@ -5,9 +5,11 @@
     python evaluate.py models/cumbersome_model_1200.pt --holdout 10000 --json OUT.json
 
 Reads any OUT.pt these scripts wrote (weights only; the architecture comes from the checkpoint's
-config) and scores it on the test images of its --dataset (MNIST by default); with --holdout N
-also on the N training images the scripts' --holdout N keeps out of training, and on the rest of
-the training images.
+config) and scores it on the test images of its own dataset (read from its input normalization),
+so `python evaluate.py models/*.pt` scores MNIST and Fashion-MNIST nets in one call, with one
+--data-dir root holding MNIST/ and FashionMNIST/ side by side, as torchvision lays them out;
+with --holdout N also on the N training images the scripts' --holdout N keeps out of training,
+and on the rest of the training images.
 """
 import argparse
 import json
@@ -37,7 +39,7 @@ def main(argv=None):
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoints (.pt) to score")
     parser.add_argument("--dataset", choices=list(dataset.DATASETS),
-                        help="the test images to score on (default: the first checkpoint's own, "
+                        help="the test images to score every net on (default: each net's own, "
                              "read from its input normalization)")
     parser.add_argument("--data-dir", default="data",
                         help="datasets' root, downloaded there if absent (default: %(default)s)")
@@ -53,19 +55,18 @@ def main(argv=None):
     if args.json:
         cli.check_writable(args.json)
     nets = [(path, checkpoint.load_net(path, device)) for path in args.checkpoints]
-    if args.dataset is None:
-        args.dataset = cli.dataset_of(nets[0][1]) or "mnist"
-    for path, net in nets:
-        cli.check_fits(net, args.dataset, f"the net in {path!r}")
-    sets = scored_sets(args, device)
+    datasets = [args.dataset or cli.dataset_of(net) or "mnist" for _, net in nets]
+    for (path, net), name in zip(nets, datasets):
+        cli.check_fits(net, name, f"the net in {path!r}")
+    sets = {name: scored_sets(args, device, name) for name in dict.fromkeys(datasets)}
     results = []
     width = max(44, *(len(path) for path in args.checkpoints))
     print(f"{'checkpoint':<{width}} {'images':<26} {'errors':>6} {'error %':>7}  errors per class")
-    for path, net in nets:
-        result = {"checkpoint": path, "net": layers.describe(net.config())}
-        for name, (images, labels) in sets.items():
+    for (path, net), data in zip(nets, datasets):
+        result = {"checkpoint": path, "net": layers.describe(net.config()), "dataset": data}
+        for name, (images, labels) in sets[data].items():
             errors, per_class, predictions = layers.evaluate(net, images, labels)
-            print(f"{path:<{width}} {args.dataset + ' ' + name:<26} {errors:>6} "
+            print(f"{path:<{width}} {data + ' ' + name:<26} {errors:>6} "
                   f"{100 * errors / len(labels):>7.2f}  "
                   f"{' '.join(map(str, per_class))}")
             if args.confusion:
@@ -79,13 +80,14 @@ def main(argv=None):
     return results
 
 
-def scored_sets(args, device):
-    """{name: (images, labels)}: the test set, and with --holdout the two training parts."""
+def scored_sets(args, device, name):
+    """{name: (images, labels)}: the test set of dataset `name`, and with --holdout the two
+    training parts."""
     try:
-        sets = {"test": dataset.load(args.data_dir, False, device, args.dataset)}
+        sets = {"test": dataset.load(args.data_dir, False, device, name)}
         if args.holdout:
             kept, held = cli.split_holdout(
-                dataset.load(args.data_dir, True, device, args.dataset), args.holdout)
+                dataset.load(args.data_dir, True, device, name), args.holdout)
             sets.update(held_out=held, train_rest=kept)
     except dataset.DataError as e:
         raise cli.UsageError(str(e)) from None

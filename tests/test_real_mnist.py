@@ -76,3 +76,15 @@ def test_the_demo_command_finds_the_committed_teacher_and_baseline(capsys, monke
     assert int(summary[1].split()[2]) == teacher_errors == record["teacher_test_errors"]
     assert summary[2].split()[:3] == ["small", "784-800-800-10", str(small_errors)]
     assert record["T"] == 20 and record["teacher"] == os.path.join("models", "cumbersome_model_1200.pt")
+
+
+def test_evaluate_scores_nets_of_two_datasets_in_one_call(real_mnist, real_fashion, tmp_path):
+    import evaluate
+    os.symlink(os.path.abspath(os.path.join(real_mnist, "MNIST")), tmp_path / "MNIST")
+    os.symlink(os.path.abspath(os.path.join(real_fashion, "FashionMNIST")), tmp_path / "FashionMNIST")
+    paths = [os.path.join(ROOT, "models", f"small_model{name}_128d1.pt") for name in ("", "_fashion-mnist")]
+    results = evaluate.main([*paths, "--data-dir", str(tmp_path), "--device", "cpu"])
+    assert [r["dataset"] for r in results] == ["mnist", "fashion-mnist"]
+    for path, r in zip(paths, results):
+        with open(path[:-3] + ".json") as f:
+            assert r["test_errors"] == json.load(f)["test_errors"]
