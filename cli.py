@@ -363,7 +363,8 @@ def default_out(args, role, config, suffix="", tag=""):
 NAMED_OR_INERT = {"dataset", "data_dir", "seed", "hidden", "depth", "arch", "channels", "kernel",
                   "convs", "batch_norm", "subset", "holdout", "omit", "only", "T", "hint_weight",
                   "out", "device", "dry_run", "resume", "checkpoint_every", "keep_resume", "overwrite",
-                  "baseline", "no_baseline", "model", "params", "view_cache_mb"}
+                  "baseline", "no_baseline", "model", "params", "view_cache_mb",
+                  "method"}  # a method other than kd is in the name: _dkd
 
 
 SPELLED = {"alpha": "a", "batch_size": "b", "epochs": "e", "jitter": "j", "lr": "lr",

@@ -3,12 +3,14 @@
     python distillation.py --T 20                  # 800-800 student at T = 20
     python distillation.py --T 1 2 4 8 20          # a temperature sweep, ending in a table
     python distillation.py --teacher T.pt --arch cnn --channels 8 16 --hint-weight 1   # + a hint
+    python distillation.py --T 4 --method dkd      # decoupled KD (Zhao et al. 2022) instead of KD
 
 The student learns from the teacher's soft targets on the transfer set (the training images,
 unjittered by default, so the teacher's logits are computed once) plus, with weight 1 - alpha,
 the hard labels. It starts from the same weights as `train.py --model small` of the same seed.
 Teacher and student may be of any architecture (--arch of the student; the teacher's is in its
-checkpoint); --hint-weight adds a hint term (see hints.py).
+checkpoint); --method picks the logit loss (losses.py); --hint-weight adds a hint term (see
+hints.py).
 """
 import dataclasses
 import json
@@ -17,7 +19,6 @@ import os
 import time
 
 import torch
-import torch.nn.functional as F
 from dataclasses import astuple
 
 import checkpoint
@@ -25,38 +26,38 @@ import cli
 import dataset
 import hints
 import layers
+import losses
 import records
 import train
 import training_params as tp
 from layers import describe
+from losses import distillation_loss  # noqa: F401 (its home was here: the old import works)
 
 DEFAULT_TEACHER = cli.DEFAULT_TEACHER
+DKD_DEFAULTS = {"dkd_alpha": 1.0, "dkd_beta": 8.0}  # mdistiller's (the DKD authors' code) CIFAR-100 ones
 
 
-def distillation_loss(student_logits, teacher_logits, labels, T, alpha):
-    """alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, labels).
-
-    KL is the true per-example divergence averaged over the batch ("batchmean"; "mean" would also
-    divide by the number of classes). Its gradient shrinks as 1/T^2, which the T^2 undoes, so the
-    soft and hard terms keep their relative weight at any T. alpha = 1: soft targets only."""
-    log_q_student = F.log_softmax(student_logits / T, dim=1)
-    log_q_teacher = F.log_softmax(teacher_logits / T, dim=1)
-    soft = F.kl_div(log_q_student, log_q_teacher, reduction="batchmean", log_target=True)
-    hard = F.cross_entropy(student_logits, labels)
-    return alpha * T * T * soft + (1 - alpha) * hard
+def logit_loss(T, alpha, method="kd", **weights):
+    """(student_logits, teacher_logits, labels) -> the batch loss of `method` (losses.METHODS)
+    at temperature T and soft-term weight alpha; `weights`: DKD's dkd_alpha and dkd_beta."""
+    loss = losses.METHODS[method]
+    return lambda student_logits, teacher_logits, labels: loss(
+        student_logits, teacher_logits, labels, T, alpha, **weights)
 
 
-def soft_target_loss(T, alpha, teacher=None, sample=False):
+def soft_target_loss(T, alpha, teacher=None, sample=False, loss=None):
     """Batch loss for `train.fit`: cached teacher logits arrive as `extra`; with a jittered
     transfer set, pass the teacher to run it (no gradients) on each shifted batch; `sample`:
-    with its dropout on, so each batch is taught by another member of its dropout ensemble."""
+    with its dropout on, so each batch is taught by another member of its dropout ensemble.
+    `loss`: the logit loss (of `logit_loss`; default: distillation_loss at T and alpha)."""
+    loss = loss or logit_loss(T, alpha)
     def batch_loss(net, images, labels, teacher_logits):
         if teacher is not None:
             with torch.no_grad():
                 teacher.train(sample)
                 teacher_logits = teacher(images)
                 teacher.eval()
-        return distillation_loss(net(images), teacher_logits, labels, T, alpha)
+        return loss(net(images), teacher_logits, labels)
     return batch_loss
 
 
@@ -86,26 +87,27 @@ def teacher_targets(teacher, images, jitter, flip, epochs, cache_mb=cli.VIEW_CAC
 
 def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, flip=False,
             epochs=None, max_steps=None, teacher_logits=None, checkpoints=None, val_set=None,
-            hint=None, view_cache_mb=cli.VIEW_CACHE_MB):
+            hint=None, view_cache_mb=cli.VIEW_CACHE_MB, loss=None):
     """Train `student` on the teacher's soft targets at params.T with weight params.alpha for
     `epochs` (default params.distill_epochs); returns fit's output. Pass `teacher_logits`
     (of `teacher_targets`) to reuse them. `hint` (a hints.Hint): a one-stage run adds the hint
-    term; the second of two stages is plain distillation (see `hint_first_stage`)."""
+    term; the second of two stages is plain distillation (see `hint_first_stage`). `loss`: the
+    logit loss (of `logit_loss`; default: distillation_loss, KD)."""
     images, labels = train_set
     teacher.eval().requires_grad_(False)
     epochs = epochs or params.distill_epochs
     net, cached = student, None
+    loss_of_logits = loss or logit_loss(params.T, params.alpha)
     if hint is not None and hint.stages == 1:
         net = hints.Hinted(student, regressor_of(student, teacher, hint, images.device))
-        loss = hints.one_stage_loss(teacher, hint, lambda s, t, y: distillation_loss(
-            s, t, y, params.T, params.alpha))
+        loss = hints.one_stage_loss(teacher, hint, loss_of_logits)
     else:
         cached = teacher_logits
         if cached is None and not params.teacher_dropout:
             cached = teacher_targets(teacher, images, jitter, flip, epochs, view_cache_mb)
         live = cached is None  # the teacher runs on each batch
         loss = soft_target_loss(params.T, params.alpha, teacher if live else None,
-                                params.teacher_dropout)
+                                params.teacher_dropout, loss_of_logits)
     return train.fit(net, [images, labels, cached], test_set, params,
                      epochs=epochs, lr=params.distill_lr, seed=seed,
                      batch_loss=loss, jitter=jitter, flip=flip, max_steps=max_steps,
@@ -116,7 +118,8 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
 def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, *, jitter=0,
                      flip=False, epochs=None, max_steps=None, checkpoints=None, val_set=None):
     """The first of two stages: the student's layers up to hint.student_layer (and the
-    regressor, then dropped) learn the hint alone for hint.epochs; the rest stays as it was."""
+    regressor, then dropped) learn the hint loss alone, unweighted, for hint.epochs; the rest
+    stays as it was."""
     teacher.eval().requires_grad_(False)
     hinted = hints.Hinted(student, regressor_of(student, teacher, hint, train_set[0].device))
     frozen = hints.freeze_above(student, hint.student_layer)
@@ -194,7 +197,8 @@ def read_baseline(path, config, seed):
 def out_path(args, config, T, sweep, hint=None):
     if args.out is None:
         tag = "" if hint is None else f"_hint{hint.weight:g}{'x2' if hint.stages == 2 else ''}"
-        return cli.default_out(args, "student", config, f"_{T:g}{tag}")
+        method = "" if getattr(args, "method", "kd") == "kd" else f"_{args.method}"
+        return cli.default_out(args, "student", config, f"_{T:g}{method}{tag}")
     return f"{args.out[:-3]}_T{T:g}.pt" if sweep else args.out
 
 
@@ -210,15 +214,21 @@ def finished_record(args, out):
 def add_hint_flags(parser):
     group = parser.add_argument_group("hints (feature distillation, FitNets; see hints.py)")
     group.add_argument("--hint-weight", type=float, metavar="B",
-                       help="add B x the hint loss (MSE of the regressed student feature and "
-                            "the teacher's); 0 or absent: no hint")
+                       help="add B x the hint loss: 1/2 x the sum of squared differences of the "
+                            "regressed student feature (1x1 conv or linear, then ReLU) and the "
+                            "teacher's, per example (summed over all channels and positions, "
+                            "so it grows with the feature's size), averaged over the batch; "
+                            "with --two-stage it only turns the hint on (the first stage is "
+                            "unweighted); 0 or absent: no hint")
     group.add_argument("--hint-layers", nargs=2, metavar=("STUDENT", "TEACHER"),
-                       help="the features to match, e.g. stage2 stage2 or fc1 fc1 (default: "
-                            "the last conv stage of each if both are CNNs, else the last "
-                            "hidden layer of each)")
+                       help="the features to match, e.g. stage2 stage2 or fc1 fc1 (default, as "
+                            "FitNets: the middle conv stage of each if both are CNNs, else the "
+                            "middle hidden layer of each; of an even count the earlier one, "
+                            "index (n - 1) // 2: stage1 of 2 stages)")
     group.add_argument("--two-stage", action="store_true",
-                       help="FitNets' two stages: the hint alone trains the student's layers "
-                            "up to its hinted feature for --hint-epochs, then plain distillation")
+                       help="FitNets' two stages: the hint loss alone, unweighted, trains the "
+                            "student's layers up to its hinted feature for --hint-epochs, then "
+                            "plain distillation")
     group.add_argument("--hint-epochs", type=int, metavar="N",
                        help="length of the first of two stages (default: a quarter of --epochs)")
 
@@ -234,7 +244,7 @@ def hint_of(args, config, teacher, epochs):
     if not (math.isfinite(weight) and weight > 0):
         raise cli.UsageError(f"--hint-weight must be a finite number >= 0, got {weight}")
     student = layers.build(config)
-    names = args.hint_layers or default_hint_layers(student, teacher)
+    names = args.hint_layers or hints.default_layers(student, teacher)
     for net, name, who in ((student, names[0], "student"), (teacher, names[1], "teacher")):
         if name not in net.feature_names():
             raise cli.UsageError(f"--hint-layers: the {who} ({describe(net.config())}) has no "
@@ -253,11 +263,35 @@ def hint_of(args, config, teacher, epochs):
                       first if args.two_stage else 0)
 
 
-def default_hint_layers(student, teacher):
-    stages = [[n for n in net.feature_names() if n.startswith("stage")] for net in (student, teacher)]
-    if all(stages):
-        return stages[0][-1], stages[1][-1]
-    return student.feature_names()[-1], teacher.feature_names()[-1]
+def add_method_flags(parser):
+    group = parser.add_argument_group("the logit loss (see losses.py)")
+    group.add_argument("--method", choices=sorted(losses.METHODS), default="kd",
+                       help="kd: Hinton et al.'s distillation loss; dkd: decoupled KD (Zhao et al. "
+                            "2022), its target and non-target parts weighted by --dkd-alpha and "
+                            "--dkd-beta; either way --alpha weighs the soft term against the "
+                            "hard labels (default: %(default)s)")
+    group.add_argument("--dkd-alpha", type=float, metavar="A",
+                       help=f"--method dkd: weight of the target-class part, TCKD (default: "
+                            f"{DKD_DEFAULTS['dkd_alpha']:g}, mdistiller's, the DKD authors' "
+                            "code, for CIFAR-100)")
+    group.add_argument("--dkd-beta", type=float, metavar="B",
+                       help=f"--method dkd: weight of the non-target part, NCKD (default: "
+                            f"{DKD_DEFAULTS['dkd_beta']:g}, mdistiller's for CIFAR-100; not tuned "
+                            "on MNIST)")
+
+
+def method_of(args):
+    """(method, its loss weights {dkd_alpha, dkd_beta} or {}), checked."""
+    given = {name: getattr(args, name) for name in DKD_DEFAULTS if getattr(args, name) is not None}
+    if args.method != "dkd":
+        if given:
+            raise cli.UsageError("--dkd-alpha and --dkd-beta are the weights of --method dkd")
+        return args.method, {}
+    for name, value in given.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0, "
+                                 f"got {value}")
+    return args.method, {**DKD_DEFAULTS, **given}
 
 
 @cli.report_errors
@@ -266,8 +300,10 @@ def main(argv=None):
     parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
                         "with (default: the shipped one of the student's net and dataset, "
                         "models/small_model[_DATASET]_NET.json)")
+    add_method_flags(parser)
     add_hint_flags(parser)
     args, runs = parse_distill_args(parser, argv)
+    method, weights = method_of(args)
     device = cli.resolve_device(args.device)
     config = cli.net_config(args, runs[0], "student")
     cli.precision_note(args.precision, device)
@@ -294,12 +330,13 @@ def main(argv=None):
         if record is None:
             record = distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
                                  (train_set, val_set, test_set), device, (jitter, flip), data,
-                                 teacher_id, hint)
+                                 teacher_id, hint, (method, weights))
         else:
             print(f"--resume: {out} had finished; its results are kept")
         results.append(record)
         rows.append((f"distilled {record['architecture']} T={run.T:g}", record["test_errors"],
                      record["test_count"], f"alpha {run.alpha:g}, {records.count(record['epochs'], 'epoch')}"
+                     + (f", DKD {weights['dkd_alpha']:g}/{weights['dkd_beta']:g}" if weights else "")
                      + (f", hint {hint.weight:g}" if hint else "")))
     records.print_summary(rows)
     return results
@@ -329,18 +366,23 @@ def baseline_row(args, config, test_count):
 
 
 def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits, sets, device,
-                augment, data, teacher_id, hint=None):
-    """Train, save and return the record of one student of a (possibly one-T) sweep."""
+                augment, data, teacher_id, hint=None, method=("kd", {})):
+    """Train, save and return the record of one student of a (possibly one-T) sweep; `method`:
+    (losses.METHODS' name, its weights)."""
     (train_set, val_set, test_set), (jitter, flip) = sets, augment
+    (name, weights) = method
     started = time.perf_counter()
     student = train.init_net(config, args.seed, device, args.precision)
     print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
           f"{run.alpha:g}, {len(train_set[1])} transfer images, jitter {jitter}, "
           f"teacher {args.teacher} ({teacher_errors} test errors), seed {args.seed}"
           + (f", hint {hint.student_layer}->{hint.teacher_layer} x{hint.weight:g}"
-             f"{f', first stage {hint.epochs} epochs' if hint.stages == 2 else ''}" if hint else ""))
+             f"{f', first stage {hint.epochs} epochs' if hint.stages == 2 else ''}" if hint else "")
+          + (f", DKD: TCKD x{weights['dkd_alpha']:g}, NCKD x{weights['dkd_beta']:g}"
+             if name == "dkd" else ""))
     more = {"jitter": jitter, "teacher": teacher_id, **({"flip": flip} if flip else {}),
-            **({"hint": list(astuple(hint))} if hint else {})}
+            **({"hint": list(astuple(hint)), "hint_version": hints.HINT_VERSION} if hint else {}),
+            **({"method": name, **weights} if name != "kd" else {})}  # a KD run's as before
     epochs, max_steps = cli.run_length(args, run.distill_epochs)
     checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data, **more)
     first_stage = None
@@ -351,17 +393,19 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
                               jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
                               teacher_logits=teacher_logits, checkpoints=checkpoints,
                               view_cache_mb=args.view_cache_mb,
-                              val_set=val_set, hint=hint)
+                              val_set=val_set, hint=hint,
+                              loss=logit_loss(run.T, run.alpha, name, **weights))
     hinted = {} if hint is None else {
         "hint_weight": hint.weight, "hint_layers": [hint.student_layer, hint.teacher_layer],
-        "hint_stages": hint.stages, "hint_epochs": hint.epochs,
+        "hint_stages": hint.stages, "hint_epochs": hint.epochs, "hint_version": hints.HINT_VERSION,
         **({"first_stage_history": first_stage} if first_stage is not None else {})}
     record = records.run_record(args, run, "student", student, len(train_set[1]), test_set,
                                 history, timing, time.perf_counter() - started, device,
                                 val_set=val_set, T=run.T, alpha=run.alpha, jitter=jitter,
                                 flip=flip, teacher=args.teacher, teacher_test_errors=teacher_errors,
                                 teacher_run=records.teacher_run(args.teacher),
-                                teacher_architecture=describe(teacher.config()), **hinted)
+                                teacher_architecture=describe(teacher.config()), method=name,
+                                **weights, **hinted)
     if not args.dry_run:
         print(f"wrote {out} and {checkpoint.save_run(out, student, record)}")
         checkpoints.finish()

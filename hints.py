@@ -1,37 +1,42 @@
 """Hints (FitNets, Romero et al. 2015): the student also learns to reproduce an intermediate
 feature of the teacher, through a small learned regressor from its own feature to the teacher's.
 
-One home for feature distillation: the hint loss (the second small copyable function, beside
-`distillation.distillation_loss`), the regressor, the student-plus-regressor module that
-`train.fit` trains, and the two ways to train with a hint:
+One home for feature distillation: the regressor, the student-plus-regressor module that
+`train.fit` trains, the default layers, and the two ways to train with a hint (the hint loss
+itself is in losses.py, a small copyable function beside the logit losses):
   one stage:  loss = distillation loss + hint_weight * hint loss, the whole student at once;
   two stages: (1) the student's layers up to the guided feature, and the regressor, learn the
-              hint alone; (2) the whole student learns by plain distillation (FitNets' recipe).
+              hint loss alone (unweighted: FitNets' first stage); (2) the whole student learns by
+              plain distillation (FitNets' recipe).
+As in FitNets: the regressor ends in the teacher layer's non-linearity (ReLU for these nets),
+the hint and guided layers default to the middle ones, and the loss is 1/2 * the sum of squared
+differences per example. Records of such runs say "hint_version": 2; runs made before (a plain
+1x1 conv or linear regressor, the last layers, the mean squared error, a first stage scaled by
+the hint weight) lack it.
 """
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from losses import hint_loss
 
-def hint_loss(student_feature, teacher_feature, regressor):
-    """Mean squared error between the regressed student feature and the teacher's feature
-    (the teacher's is a target: no gradient reaches the teacher)."""
-    return F.mse_loss(regressor(student_feature), teacher_feature.detach())
+HINT_VERSION = 2  # recorded with every hint run: older records (no hint_version) are version 1
 
 
 def make_regressor(student_shape, teacher_shape):
     """A 1x1 conv from a student feature map (C, H, W) to a teacher's of the same H x W, or a
-    linear map from a student vector (D,) to a teacher's; ValueError for any other pair."""
+    linear map from a student vector (D,) to a teacher's, each followed by a ReLU, the
+    non-linearity of the teacher's feature (every conv stage and hidden layer here ends in one);
+    ValueError for any other pair."""
     if len(student_shape) == 3 and len(teacher_shape) == 3:
         if student_shape[1:] != teacher_shape[1:]:
             raise ValueError(f"a {fmt(student_shape)} map cannot be regressed onto a "
                              f"{fmt(teacher_shape)} one: their sizes differ (pick layers "
                              "with the same height and width)")
-        return nn.Conv2d(student_shape[0], teacher_shape[0], 1)
+        return nn.Sequential(nn.Conv2d(student_shape[0], teacher_shape[0], 1), nn.ReLU())
     if len(student_shape) == 1 and len(teacher_shape) == 1:
-        return nn.Linear(student_shape[0], teacher_shape[0])
+        return nn.Sequential(nn.Linear(student_shape[0], teacher_shape[0]), nn.ReLU())
     raise ValueError(f"a {fmt(student_shape)} feature cannot be regressed onto a "
                      f"{fmt(teacher_shape)} one: pair a conv stage with a conv stage or a "
                      "hidden layer with a hidden layer")
@@ -43,7 +48,7 @@ def fmt(shape):
 
 @dataclass(frozen=True)
 class Hint:
-    weight: float          # of the hint term (one stage), or of the first stage's loss
+    weight: float          # of the hint term of one stage (two stages: the first is unweighted)
     student_layer: str     # e.g. "stage2", "fc1" (layers.py names the features)
     teacher_layer: str
     stages: int = 1        # 1: hint + distillation together; 2: FitNets' two stages
@@ -80,14 +85,33 @@ def one_stage_loss(teacher, hint, distill_loss):
 
 
 def first_stage_loss(teacher, hint):
-    """Batch loss of the first of two stages: the hint alone, through the lower layers only."""
+    """Batch loss of the first of two stages: the hint loss alone, through the lower layers only,
+    not scaled by hint.weight (FitNets' first stage; a weight would only rescale its learning
+    rate)."""
     def batch_loss(hinted, images, labels, _extra):
         with torch.no_grad():
             teacher_feature = teacher.forward_features(images, upto=hint.teacher_layer)[1]
         feature = hinted.student.forward_features(images, upto=hint.student_layer)[1]
-        return hint.weight * hint_loss(feature[hint.student_layer],
-                                       teacher_feature[hint.teacher_layer], hinted.regressor)
+        return hint_loss(feature[hint.student_layer], teacher_feature[hint.teacher_layer],
+                         hinted.regressor)
     return batch_loss
+
+
+def middle(names):
+    """The middle of a list of layer names: index (n - 1) // 2, 0-based, the earlier of the two
+    middle ones for an even count (stage1 of 2 stages, stage2 of 3, fc1 of 2 hidden layers)."""
+    return names[(len(names) - 1) // 2]
+
+
+def default_layers(student, teacher):
+    """FitNets' default (guided, hint) pair: the middle conv stage of each if both nets are
+    CNNs, else the middle hidden layer of each."""
+    stages = [[n for n in net.feature_names() if n.startswith("stage")] for net in (student, teacher)]
+    if all(stages):
+        return middle(stages[0]), middle(stages[1])
+    hidden = [[n for n in net.feature_names() if n.startswith("fc")] or net.feature_names()
+              for net in (student, teacher)]  # (a CNN without hidden layers: its stages)
+    return middle(hidden[0]), middle(hidden[1])
 
 
 def freeze_above(student, layer):

@@ -70,7 +70,8 @@ def row_key(r):
             r["epochs"], r.get("jitter", 0), tuple(r.get("omit", [])), tuple(r.get("only", [])),
             r.get("subset", 1.0), learning_rate(r),
             (r.get("precision", "fp32"), r.get("dataset", "mnist"), r.get("holdout", 0),
-             teacher_key(r), method(r), batch_size(r), r["params"].get("teacher_dropout", False)))
+             teacher_key(r), method(r), logit_method(r), batch_size(r),
+             r["params"].get("teacher_dropout", False)))
 
 
 UNPAIRED, DIRTY = "†", "‡"
@@ -155,6 +156,8 @@ def describe_row(key):
     model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, other = key
     name = {"teacher": "teacher", "small": "small net, hard labels", "student": "distilled"}[model]
     parts = [f"{name} {arch}"]
+    if other[5]:
+        parts[0] += f" by {other[5]}"
     if T is not None:
         parts.append(f"T={T:g}, alpha={alpha:g}")
     if jitter:
@@ -235,7 +238,8 @@ def paper_setting(key):
     and other settings get no paper number and no target)."""
     model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, other = key
     return (not omit and not only and subset == 1.0 and alpha in (None, 0.9)
-            and (jitter == 0) == (model != "teacher") and not other[-1])  # teacher_dropout
+            and (jitter == 0) == (model != "teacher") and not other[-1]  # teacher_dropout
+            and not other[5])  # a logit loss other than the paper's
 
 
 def target_verdict(key, runs, records):
@@ -319,16 +323,17 @@ def swept_architectures(records):
 def sweep_label(r):
     """A sweep's column in the table and its line in the figure: a width, a minibatch and a
     teacher recipe."""
-    note = teacher_note(r)
-    return f"distilled {r['architecture']}{batch_note(batch_size(r))}{f', {note}' if note else ''}"
+    note, by = teacher_note(r), logit_method(r)
+    return (f"distilled {r['architecture']}{f' by {by}' if by else ''}{batch_note(batch_size(r))}"
+            f"{f', {note}' if note else ''}")
 
 
 def sweep_table(records, strict=False):
     """Test errors by temperature (rows) and student width, minibatch and teacher recipe
     (columns), over seeds; a column of students from one teacher is marked in its head."""
     def column(r):
-        return r["architecture"], batch_size(r) or 0, str(teacher_key(r))
-    columns = sorted({column(r) for r in records}, key=lambda c: (-len(c[0]), c[0], c[1], c[2]))
+        return r["architecture"], batch_size(r) or 0, str(teacher_key(r)), logit_method(r)
+    columns = sorted({column(r) for r in records}, key=lambda c: (-len(c[0]), c[0], c[1], c[2], c[3]))
     label = {column(r): sweep_label(r) for r in records}
     unpaired = {column(r) for r in records if "teacher_run" not in r}
     cells = {}
@@ -370,8 +375,10 @@ def models_table(folder):
         notes = [f"T={r['T']:g}, alpha={r['alpha']:g}"] if r.get("T") else []
         if r.get("experiment"):
             notes.append(f"{r['experiment']}, {r['variant']}, bias shift {r['bias_shift']:+.2f}")
+        if logit_method(r):
+            notes.append(f"by {logit_method(r)}")
         if r.get("hint_weight"):
-            notes.append(f"hint {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}")
+            notes.append(f"hint{hint_version(r)} {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}")
         if r.get("jitter"):
             notes.append(f"jitter {r['jitter']}px")
         if r["model"] == "student":
@@ -416,6 +423,8 @@ def study_arm(r, fields=STUDY_FIELDS, base=STUDY_BASE):
                for k in fields if k in params and params[k] != base.get(k)]
     if r["model"] == "student" and r.get("jitter"):
         changed.append(f"jitter {r['jitter']}")
+    if r["model"] == "student" and logit_method(r):
+        changed.append(f"by {logit_method(r)}")
     other, teacher = teacher_group(r)
     if other:
         changed.append(f"teacher {teacher}")
@@ -481,17 +490,36 @@ def teacher_arm(r):
     return study_arm(r, TEACHER_STUDY_FIELDS, TEACHER_STUDY_BASE)
 
 
+def logit_method(r):
+    """The logit loss of a student other than KD (Hinton et al.'s, the only one of records
+    without "method"), in words, e.g. 'DKD (TCKD x1, NCKD x8)'; '' for KD and other nets."""
+    name = r.get("method", "kd") if r["model"] == "student" else "kd"
+    if name == "kd":
+        return ""
+    if name == "dkd":
+        return f"DKD (TCKD x{r['dkd_alpha']:g}, NCKD x{r['dkd_beta']:g})"
+    return name.upper()
+
+
+def hint_version(r):
+    """' v2' for hint runs of FitNets' own recipe (regressor + ReLU, middle layers, 1/2 * sum of
+    squares, an unweighted first stage: "hint_version": 2), '' for the older ones without it."""
+    return f" v{r['hint_version']}" if r.get("hint_version", 1) != 1 else ""
+
+
 def method(r):
     """How a net of the CNN / hint experiments learned, in words."""
     if r["model"] != "student":
         shifts = f", ±{r['jitter']} px shifts" if r.get("jitter") else ""
         return f"hard labels{shifts}{', flips' if r.get('flip') else ''}"
-    words = f"distilled, T={r['T']:g}" + (", teacher dropout on" if r["params"].get(
-        "teacher_dropout") else "")
+    by = logit_method(r)
+    words = f"distilled{f' by {by}' if by else ''}, T={r['T']:g}" + (
+        ", teacher dropout on" if r["params"].get("teacher_dropout") else "")
+    hint = f"hint{hint_version(r)}"
     if r.get("hint_stages") == 1:
-        words += f" + hint {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}, one stage"
+        words += f" + {hint} {'→'.join(r['hint_layers'])} x{r['hint_weight']:g}, one stage"
     elif r.get("hint_stages") == 2:
-        words += (f", after {r['hint_epochs']} epochs of hint {'→'.join(r['hint_layers'])} "
+        words += (f", after {r['hint_epochs']} epochs of {hint} {'→'.join(r['hint_layers'])} "
                   "alone (two stages)")
     return words
 

@@ -1,6 +1,7 @@
 """CNNs, the other datasets and hints: architectures round-trip, normalization and augmentation
-by hand, the hint term and its gradients, the two-stage freeze, CIFAR from its real file format,
-bad input, and a real Fashion-MNIST smoke run."""
+by hand, the hint term (FitNets': regressor + ReLU, 1/2 * sum of squares, middle layers, an
+unweighted first stage) and its gradients, the two-stage freeze, CIFAR from its real file format,
+bad input, DKD with hints and teacher dropout, and a real Fashion-MNIST smoke run."""
 import json
 import os
 
@@ -13,6 +14,7 @@ import dataset
 import distillation
 import hints
 import layers
+import losses
 import train
 import training_params as tp
 from conftest import REAL_FASHION, ROOT, write_cifar
@@ -86,12 +88,75 @@ def shift_by_hand(image, dy, dx):
 def test_hint_term_is_zero_when_the_regressed_feature_equals_the_teacher_s():
     regressor = hints.make_regressor((3, 5, 5), (3, 5, 5))
     with torch.no_grad():  # make the 1x1 conv the identity
-        regressor.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-        regressor.bias.zero_()
-    feature = torch.randn(4, 3, 5, 5)
+        regressor[0].weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        regressor[0].bias.zero_()
+    feature = torch.rand(4, 3, 5, 5)  # >= 0, as a ReLU's output: the ReLU keeps it
     assert hints.hint_loss(feature, feature.clone(), regressor).item() == 0.0
-    # and it is the mean squared difference otherwise: by hand
-    assert hints.hint_loss(feature, feature + 2.0, regressor).item() == pytest.approx(4.0)
+    # and 1/2 * the sum of squares per example otherwise: 75 values 2 apart, 1/2 * 75 * 4 = 150
+    assert hints.hint_loss(feature, feature + 2.0, regressor).item() == pytest.approx(150.0)
+
+
+def test_hint_loss_is_half_the_sum_of_squares_per_example_averaged_over_the_batch():
+    regressor = hints.make_regressor((3,), (3,))
+    with torch.no_grad():  # the identity linear map, then the ReLU
+        regressor[0].weight.copy_(torch.eye(3))
+        regressor[0].bias.zero_()
+    student = torch.tensor([[1.0, 2.0, 0.0], [-1.0, 1.0, 1.0]])
+    teacher = torch.tensor([[0.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    # example 1: differences (1, 0, -3): 1/2 (1 + 0 + 9) = 5; example 2: the ReLU makes -1 a 0,
+    # differences (-1, 0, 0): 1/2; the batch: (5 + 1/2) / 2
+    assert losses.hint_loss(student, teacher, regressor).item() == pytest.approx(2.75)
+    assert hints.hint_loss is losses.hint_loss
+
+
+@pytest.mark.parametrize("shapes", [((4, 7, 7), (6, 7, 7)), ((5,), (8,))])
+def test_the_regressor_ends_in_a_relu(shapes):
+    torch.manual_seed(0)
+    regressor = hints.make_regressor(*shapes)
+    x = torch.randn(16, *shapes[0])
+    out = regressor(x)
+    conv, weight, bias = regressor[0], regressor[0].weight, regressor[0].bias
+    linear = (torch.nn.functional.conv2d(x, weight, bias) if isinstance(conv, torch.nn.Conv2d)
+              else x @ weight.T + bias)
+    assert out.shape == (16, *shapes[1]) and (out >= 0).all() and (linear < 0).any()
+    assert torch.allclose(out, linear.clamp(min=0))
+
+
+def test_the_default_hint_layers_are_the_middle_ones():
+    def cnn(*channels):
+        return layers.CNN(channels=list(channels), kernel=3, hidden=[8])
+    middle = hints.default_layers
+    assert middle(cnn(2, 3), cnn(4, 6)) == ("stage1", "stage1")           # 2 stages: the first
+    assert middle(cnn(2, 3, 4), cnn(4)) == ("stage2", "stage1")           # 3 stages: the second
+    assert middle(cnn(2, 3, 4, 5), cnn(4, 6, 8)) == ("stage2", "stage2")
+    assert middle(layers.MLP(hidden=[800, 800]), layers.MLP(hidden=[1200, 1200])) == ("fc1", "fc1")
+    assert middle(layers.MLP(hidden=[30, 30, 30]), layers.MLP(hidden=[64])) == ("fc2", "fc1")
+    assert middle(layers.MLP(hidden=[16]), layers.CNN(hidden=[64, 32, 16])) == ("fc1", "fc2")
+
+
+def test_the_first_of_two_stages_does_not_change_with_the_hint_weight(tiny_mnist):
+    torch.manual_seed(0)
+    train_set, test_set = (dataset.load(tiny_mnist, split) for split in (True, False))
+    teacher = layers.CNN(channels=[6, 8], kernel=3, hidden=[16]).eval()
+    x, y = train_set[0][:20], train_set[1][:20]
+    student = layers.CNN(channels=[3, 4], kernel=3, hidden=[8])
+    hinted = hints.Hinted(student, hints.make_regressor((3, 14, 14), (6, 14, 14)))
+    with torch.no_grad():
+        feature = teacher.forward_features(x, upto="stage1")[1]["stage1"]
+        unweighted = hints.hint_loss(student.forward_features(x, upto="stage1")[1]["stage1"],
+                                     feature, hinted.regressor).item()
+        for weight in (0.1, 1.0, 7.0):
+            loss = hints.first_stage_loss(teacher, hints.Hint(weight, "stage1", "stage1", 2, 1))
+            assert loss(hinted, x, y, None).item() == unweighted
+    trained = []  # and a whole first stage trains the same weights at any --hint-weight
+    for weight in (1.0, 5.0):
+        net = train.init_net({"arch": "cnn", "channels": [3, 4], "kernel": 3, "hidden": [8]}, 1, "cpu")
+        params = tp.LocalParams(distill_batch_size=50, distill_warmup_steps=0)
+        history, _ = distillation.hint_first_stage(net, teacher, train_set, test_set, params, 1,
+                                                   hints.Hint(weight, "stage1", "stage1", 2, 1))
+        trained.append((history[-1]["loss"], [p.clone() for p in net.parameters()]))
+    assert trained[0][0] == trained[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(trained[0][1], trained[1][1]))
 
 
 def test_hint_gradient_reaches_only_the_student_and_the_regressor():
@@ -173,7 +238,9 @@ def test_cnn_to_mlp_and_cnn_to_cnn_with_hints_run_end_to_end(trained, tmp_path):
     assert mlp["architecture"] == "784-16-10" and mlp["teacher_architecture"].startswith("cnn")
     [one] = distillation.main(common + ["--arch", "cnn", "--channels", "2", "3", "--kernel", "3",
                                         "--hint-weight", "0.5", "--out", str(tmp_path / "h1.pt")])
-    assert one["hint_weight"] == 0.5 and one["hint_layers"] == ["stage2", "stage2"] and one["hint_stages"] == 1
+    assert one["hint_weight"] == 0.5 and one["hint_layers"] == ["stage1", "stage1"] and one["hint_stages"] == 1
+    assert one["hint_version"] == 2 and one["method"] == "kd" and "dkd_beta" not in one
+    assert "hint_version" not in mlp and mlp["method"] == "kd"
     [two] = distillation.main(common + ["--arch", "cnn", "--channels", "2", "3", "--kernel", "3",
                                         "--hint-weight", "1", "--two-stage", "--hint-epochs", "1",
                                         "--out", str(tmp_path / "h2.pt")])
@@ -251,3 +318,44 @@ def test_the_shipped_hard_label_net_is_the_default_baseline_on_every_dataset():
         finally:
             os.chdir(cwd)
         assert row[1] == shipped and row[3].startswith("hard labels")
+
+
+def test_dkd_runs_with_a_hint_in_one_or_two_stages_and_with_teacher_dropout(trained, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)  # default output names land in tmp_path/runs
+    common = ["--teacher", trained["teacher"], "--data-dir", trained["data"], "--epochs", "2",
+              "--hidden", "16", "--T", "4", "--method", "dkd"]
+    [one] = distillation.main(common + ["--hint-weight", "1"])
+    assert (one["method"], one["dkd_alpha"], one["dkd_beta"]) == ("dkd", 1.0, 8.0)
+    assert one["hint_layers"] == ["fc1", "fc1"] and one["hint_version"] == 2
+    [two] = distillation.main(common + ["--hint-weight", "1", "--two-stage", "--hint-epochs", "1"])
+    assert two["hint_stages"] == 2 and len(two["first_stage_history"]) == 1
+    names = sorted(os.listdir("runs"))  # default names say dkd (and the hint), then _e2_HASH_s1
+    assert len(names) == 4 and all(n.startswith("distilled_model_16_4_dkd_hint1") for n in names)
+    assert sum(n.startswith("distilled_model_16_4_dkd_hint1x2_") for n in names) == 2
+    calls = []  # the loss the run trains with is DKD at the given weights
+    def spy(*args, **weights):
+        calls.append(weights)
+        return losses.dkd_loss(*args, **weights)
+    monkeypatch.setitem(losses.METHODS, "dkd", spy)
+    [sampled] = distillation.main(common + ["--dkd-alpha", "0.5", "--dkd-beta", "2",
+                                            "--teacher-dropout", "1", "--out", "d.pt"])
+    assert calls and all(w == {"dkd_alpha": 0.5, "dkd_beta": 2.0} for w in calls)
+    assert sampled["params"]["teacher_dropout"] and (sampled["dkd_alpha"], sampled["dkd_beta"]) == (0.5, 2.0)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--method", "fitnets"], ["invalid choice"]),
+    (["--method", "dkd", "--dkd-alpha", "-1"], ["--dkd-alpha", ">= 0"]),
+    (["--method", "dkd", "--dkd-beta", "nan"], ["--dkd-beta"]),
+    (["--method", "dkd", "--dkd-beta", "inf"], ["--dkd-beta"]),
+    (["--method", "dkd", "--dkd-alpha", "-inf"], ["--dkd-alpha"]),
+    (["--dkd-beta", "2"], ["--method dkd"]),                   # weights of a loss not in use
+    (["--method", "kd", "--dkd-alpha", "1"], ["--method dkd"])])
+def test_bad_method_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, capsys, argv,
+                                                                words):
+    out = str(tmp_path / "x.pt")
+    expect_bad_input(capsys, distillation.main, ["--data-dir", trained["data"], "--teacher",
+                                                 trained["teacher"], "--out", out, *argv],
+                     *words, out=out)
+    assert os.listdir(tmp_path) == []

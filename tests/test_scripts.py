@@ -600,7 +600,7 @@ def test_importing_runs_no_subprocess_and_the_code_version_is_read_at_the_start(
 
 
 COPY = ["distillation.py", "checkpoint.py", "cli.py", "dataset.py", "hints.py", "layers.py",
-        "records.py", "train.py", "training_params.py"]  # as the README lists them
+        "losses.py", "records.py", "train.py", "training_params.py"]  # as the README lists them
 
 
 def project_imports(name, found=None):

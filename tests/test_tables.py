@@ -471,3 +471,41 @@ def test_the_readme_tables_match_the_committed_results_files():
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "all 8 generated sections match" in done.stdout
+
+
+def test_dkd_students_never_pool_with_kd_students_and_say_so():
+    def student(seed, errors, **more):
+        return {**record("student", seed, errors, T=4.0), "teacher_architecture": "cnn t",
+                "dataset": "fashion-mnist", "test_count": 10000,
+                "params": {"name": "LocalParams", "distill_lr": 0.03}, **more}
+    dkd = dict(method="dkd", dkd_alpha=1.0, dkd_beta=8.0)
+    kd = [student(1, 90), student(2, 96, method="kd")]            # no "method": KD, as before
+    runs = kd + [student(1, 80, **dkd), student(2, 84, **dkd), student(1, 70, **{**dkd, "dkd_beta": 2.0})]
+    assert [tables.method(r) for r in runs] == ["distilled, T=4"] * 2 + [
+        "distilled by DKD (TCKD x1, NCKD x8), T=4"] * 2 + ["distilled by DKD (TCKD x1, NCKD x2), T=4"]
+    rows = [l for l in tables.table(runs).splitlines() if l.startswith("| distilled")]
+    assert len(rows) == 3
+    assert "| 93.0 ± 4.2 | 90-96 | 2 (1, 2) |" in next(r for r in rows if "DKD" not in r)
+    assert "| 82.0 ± 2.8 | 80-84 | 2 (1, 2) |" in next(r for r in rows if "NCKD x8" in r)
+    assert all(r.split(" | ")[1] == "" for r in rows if "DKD" in r)  # no paper number for DKD
+    cnn = [l for l in tables.cnn_table(runs).splitlines() if "| student" in l]
+    assert len(cnn) == 3 and sum("DKD (TCKD x1, NCKD x8)" in l and "82.0 ± 2.8" in l for l in cnn) == 1
+    sweep = [{**r, "T": T, "architecture": "784-30-30-10"} for r in runs[:3] for T in (2.0, 4.0)]
+    head = tables.sweep_table(sweep).splitlines()[0]
+    assert head == ("| T | distilled 784-30-30-10 † | distilled 784-30-30-10 by DKD "
+                    "(TCKD x1, NCKD x8) † |")
+    assert "by DKD (TCKD x1, NCKD x8)" in tables.study_arm({**runs[2], "holdout": 10000})
+
+
+def test_hint_runs_of_fitnets_recipe_never_pool_with_the_older_ones():
+    old = dict(T=4.0, alpha=0.9, hint_weight=1.0, hint_layers=["stage2", "stage2"], hint_stages=1,
+               hint_epochs=0)
+    new = dict(old, hint_layers=["stage1", "stage1"], hint_version=2)
+    runs = [{**record("student", s, 900 - s), "architecture": "cnn s", "dataset": "fashion-mnist",
+             "test_count": 10000, "params": {"name": "LocalParams", "distill_lr": 0.03}, **how}
+            for s in (1, 2) for how in (old, new, dict(new, hint_stages=2, hint_epochs=3))]
+    assert tables.method(runs[0]) == "distilled, T=4 + hint stage2→stage2 x1, one stage"  # as before
+    assert tables.method(runs[1]) == "distilled, T=4 + hint v2 stage1→stage1 x1, one stage"
+    assert tables.method(runs[2]) == "distilled, T=4, after 3 epochs of hint v2 stage1→stage1 alone (two stages)"
+    rows = [l for l in tables.cnn_table(runs).splitlines() if "| student" in l]
+    assert len(rows) == 3 and all("2 (1, 2)" in row for row in rows)
