@@ -256,6 +256,16 @@ def target_verdict(key, runs, records):
                  and r["architecture"] == arch and r["params"]["name"] == key[4]
                  and paper_setting(row_key(r))}
         ok = ok and all(r["seed"] in small and r["test_errors"] < small[r["seed"]] for r in runs)
+    return verdict(what, ok, runs)
+
+
+SEEDS = 3  # a target is judged on the mean of this many seeds
+
+
+def verdict(what, ok, runs):
+    """'WHAT: met' or 'WHAT: MISSED', or, before all seeds are in, no verdict."""
+    if len(runs) < SEEDS:
+        return f"{what}: no verdict yet, {len(runs)} of {SEEDS} seeds"
     return f"{what}: {'met' if ok else 'MISSED'}"
 
 
@@ -270,8 +280,8 @@ def consistent_teacher_verdict(key, runs):
         return ""
     errors = statistics.mean(teachers)
     ok = statistics.mean(r["test_errors"] for r in runs) <= errors
-    return (f"≤ its teachers' mean {errors:.1f}" if paired else f"≤ its teacher's {teachers[0]}") \
-        + f": {'met' if ok else 'MISSED'}"
+    return verdict(f"≤ its teachers' mean {errors:.1f}" if paired else
+                   f"≤ its teacher's {teachers[0]}", ok, runs)
 
 
 def threads(r):
