@@ -1,21 +1,45 @@
-"""How close training runs to this machine's matrix-multiply limit, and how it compares with the
-usual torchvision-transforms + DataLoader pipeline. One command, one machine, one table:
+"""How close training runs to this machine's matrix-multiply and convolution limits, what bf16
+buys, what the consistent teacher costs, and how the MLP teacher compares with the usual
+torchvision-transforms + DataLoader pipeline. One command, one machine, one section of tables:
 
-    python benchmark.py --data-dir DIR                           # about 3 minutes on 2 cores
+    python benchmark.py --data-dir DIR                             # about 20 minutes on 2 cores
+    python benchmark.py --data-dir DIR --quick --out /tmp/b.json   # a trial, about 2 minutes
     python benchmark.py --data-dir DIR --write docs/REFERENCE.md   # also update the reference
     python benchmark.py --table results/benchmark.json --write docs/REFERENCE.md   # re-render a saved run
+
+What is measured, each a training epoch through the project's own `train.fit` and
+`distillation.distill` unless said otherwise:
+- MLPs (MNIST): a PaperParams teacher epoch (784-1200-1200-10: dropout, max-norm, ±2 px
+  jitter, batch 100) and distillation epochs of the 800-800 student (T = 20, batch 100) against
+  the matmul bound of their step; the student unjittered (cached teacher logits) and with
+  `--jitter 2`, taught by the consistent teacher (its cached logits of all 25 shifted views) or
+  by the teacher run live on each shifted batch (`--view-cache-mb 0`); the same teacher epoch
+  the usual way (torchvision transforms, a DataLoader with 0 and 2 workers, nn.Sequential).
+- CNNs: the README's Fashion-MNIST teacher (c16k3+bn-c32k3+bn-128) and student
+  (c8k3+bn-c16k3+bn-64; distilled at T = 4 from cached logits), batch 100, against the
+  convolution bound of their step, with the nets' tensors contiguous (NCHW) and channels-last.
+  They are timed on the MNIST images of --data-dir: the same shape and count as Fashion-MNIST's,
+  hence the same work.
+- Precision: each of the teacher, student, consistent student, CNN teacher and CNN student
+  epochs again with `--precision bf16` (autocast; CNNs channels-last), as bf16/fp32 speed.
 
 The matmul bound of a training step is the time of the matrix multiplies it cannot avoid (per
 layer: forward, weight gradient, and input gradient except for the first layer), each timed alone
 at the layer's shape and batch size, with hot caches: images/s = batch / sum of those times. The
-rest of a step (dropout masks, ReLU, loss, optimizer, max-norm, jitter, shuffling) is overhead.
+convolution bound is the same for a CNN: each conv's forward, weight gradient and input gradient
+(not for the first conv) timed alone at its shape and batch size in the net's layout, plus the
+head's matmuls (all with their input gradient). The rest of a step (dropout masks, ReLU, batch
+norm, pooling, loss, optimizer, max-norm, jitter, shuffling) is overhead.
 
 Every training measurement runs in a fresh subprocess of this script, so its peak resident
 memory (RSS, of that process: DataLoader workers are not included) is its own and no
-measurement warms another's caches; the matmul timings run in the parent.
+measurement warms another's caches; the bounds are timed in the parent. --quick times epochs
+of the first 2,000 training images (500 test images) and runs each measurement once: a
+trial, not a measurement.
 """
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import resource
@@ -39,10 +63,15 @@ import train
 import training_params as tp
 
 TEACHER, STUDENT = [1200, 1200], [800, 800]
+# the README's Fashion-MNIST CNN teacher and student (section "Beyond the paper")
+CNN_FLAGS = {"teacher": "--channels 16 32 --kernel 3 --batch-norm 1",
+             "student": "--channels 8 16 --kernel 3 --batch-norm 1 --hidden 64"}
+CNN_BATCH = 100  # the teacher's LocalParams batch and the students' --batch-size 100
+QUICK_IMAGES = (2000, 500)  # --quick: training and test images of each measurement
 MARKER = "benchmark"
 
 
-# ---------------------------------------------------------------------------- the measurements
+# ---------------------------------------------------------------------------- the bounds
 def median_seconds(fn, repeats=7, inner=20):
     for _ in range(3):
         fn()
@@ -55,21 +84,74 @@ def median_seconds(fn, repeats=7, inner=20):
     return statistics.median(times)
 
 
-def matmul_bound(hidden, batch_size, device):
-    """Images/s if a training step were nothing but its matrix multiplies, and their GFLOP/s."""
-    widths = [784, *hidden, 10]
-    seconds = flops = 0.0
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-        x, w = torch.randn(batch_size, n_in, device=device), torch.randn(n_out, n_in, device=device)
-        g = torch.randn(batch_size, n_out, device=device)
-        products = [lambda: x @ w.t(), lambda: g.t() @ x] + ([lambda: g @ w] if i > 0 else [])
-        for product in products:
-            seconds += median_seconds(lambda: (product(), sync(device)))
-            flops += 2.0 * batch_size * n_in * n_out
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bound(pieces, batch_size, device, timer=median_seconds):
+    """Images/s if a training step were nothing but `pieces` ((flops, fn) pairs), each timed
+    alone by `timer`, and their GFLOP/s."""
+    seconds = sum(timer(lambda: (fn(), sync(device))) for _, fn in pieces)
+    flops = sum(flops for flops, _ in pieces)
     return {"images_per_s": batch_size / seconds, "gflops": flops / seconds / 1e9}
 
 
-def matmul_chain(hidden, batch_size, device):
+def linear_pieces(widths, batch_size, device, first_input_grad=False):
+    """The matmuls of a step through linear layers of these widths: per layer forward, weight
+    gradient and input gradient (for the first layer only if `first_input_grad`)."""
+    pieces = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        x, w = torch.randn(batch_size, n_in, device=device), torch.randn(n_out, n_in, device=device)
+        g = torch.randn(batch_size, n_out, device=device)
+        products = [lambda x=x, w=w: x @ w.t(), lambda x=x, g=g: g.t() @ x]
+        if i > 0 or first_input_grad:
+            products.append(lambda g=g, w=w: g @ w)
+        pieces += [(2.0 * batch_size * n_in * n_out, product) for product in products]
+    return pieces
+
+
+def conv_pieces(c_in, c_out, size, kernel, batch_size, device, input_grad, channels_last):
+    """Forward, weight gradient and (if `input_grad`) input gradient of one stride-1 'same'
+    conv of a (batch, c_in, *size) input, in the layout given."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch_size, c_in, *size, device=device).to(memory_format=layout)
+    w = torch.randn(c_out, c_in, kernel, kernel, device=device).to(memory_format=layout)
+    g = torch.randn(batch_size, c_out, *size, device=device).to(memory_format=layout)
+    pad = kernel // 2
+
+    def backward(mask):  # what autograd calls for a conv's gradients
+        return lambda: torch.ops.aten.convolution_backward(
+            g, x, w, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask)
+    products = [lambda: F.conv2d(x, w, padding=pad), backward([False, True, False])]
+    if input_grad:
+        products.append(backward([True, False, False]))
+    flops = 2.0 * batch_size * size[0] * size[1] * c_out * c_in * kernel * kernel
+    return [(flops, product) for product in products]
+
+
+def matmul_bound(hidden, batch_size, device, timer=median_seconds):
+    """The matmul bound of a step of the 784-`hidden`-10 MLP."""
+    return bound(linear_pieces([784, *hidden, 10], batch_size, device), batch_size, device, timer)
+
+
+def conv_bound(config, batch_size, device, channels_last=False, timer=median_seconds):
+    """The convolution bound of a step of the CNN of `config` (a layers.CNN config): its convs
+    (see `conv_pieces`), then its head's matmuls, all of them with their input gradient."""
+    pieces, width, size = [], config["in_shape"][0], list(config["in_shape"][1:])
+    for channels in config["channels"]:
+        for _ in range(config["convs"]):
+            first = not pieces  # no gradient of the images
+            pieces += conv_pieces(width, channels, size, config["kernel"], batch_size, device,
+                                  input_grad=not first, channels_last=channels_last)
+            width = channels
+        size = [side // 2 for side in size]
+    head = [width * size[0] * size[1], *config["hidden"], config["classes"]]
+    pieces += linear_pieces(head, batch_size, device, first_input_grad=True)
+    return bound(pieces, batch_size, device, timer)
+
+
+def matmul_chain(hidden, batch_size, device, timer=median_seconds):
     """Images/s of the same matrix multiplies run back to back as a step runs them, each on the
     previous one's output: what a step would cost if everything else were free."""
     widths = [784, *hidden, 10]
@@ -86,54 +168,129 @@ def matmul_chain(hidden, batch_size, device):
             if i > 0:
                 g = g @ weights[i]
         sync(device)
-    return {"images_per_s": batch_size / median_seconds(step)}
+    return {"images_per_s": batch_size / timer(step)}
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def limits(device, timer=median_seconds):
+    """Every bound of the report, and the MLPs' matmuls back to back."""
+    batch = tp.PaperParams().batch_size
+    found = {"teacher_bound": matmul_bound(TEACHER, batch, device, timer),
+             "student_bound": matmul_bound(STUDENT, batch, device, timer),
+             "teacher_chain": matmul_chain(TEACHER, batch, device, timer),
+             "student_chain": matmul_chain(STUDENT, batch, device, timer)}
+    for role in CNN_FLAGS:
+        for suffix, channels_last in (("", False), ("_channels_last", True)):
+            found[f"cnn_{role}_bound{suffix}"] = conv_bound(cnn_config(role), CNN_BATCH, device,
+                                                            channels_last, timer)
+    return found
 
 
-def teacher_setup(data_dir, device):
-    params = tp.PaperParams()
-    no_flags = cli.make_parser("").parse_args([])
-    config = cli.net_config(no_flags, params, "teacher")
-    train_set = dataset.load(data_dir, True, device)
-    test_set = dataset.load(data_dir, False, device)
-    return params, config, train_set, test_set
+# ---------------------------------------------------------------------------- the epochs
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """Where the MNIST images are, and how many of them a measurement uses (None: all)."""
+    root: str
+    train: int | None = None
+    test: int | None = None
+
+    def load(self, device):
+        """(train, test) as [images, labels] each."""
+        train_set = dataset.load(self.root, True, device)
+        test_set = dataset.load(self.root, False, device)
+        return [t[:self.train] for t in train_set], [t[:self.test] for t in test_set]
 
 
-def teacher_epoch(data_dir, device):
+def mlp_config(role):
+    """The MLP teacher (PaperParams: dropout, max-norm) or the unregularized 800-800 student."""
+    config = cli.net_config(cli.make_parser("").parse_args([]), tp.PaperParams(), "teacher")
+    if role == "teacher":
+        return config
+    return {**config, "hidden": STUDENT, "dropout_input": 0.0, "dropout_hidden": 0.0,
+            "max_norm": 0.0}
+
+
+def cnn_config(role):
+    flags = f"--arch cnn {CNN_FLAGS[role]} --dataset fashion-mnist".split()
+    return cli.net_config(cli.make_parser("").parse_args(flags), tp.LocalParams(), role)
+
+
+def cnn_net(role, device, precision, channels_last):
+    """A fresh CNN (bf16 is channels-last anyway, see `layers.set_precision`)."""
+    net = train.init_net(cnn_config(role), 1, device, precision)
+    return net.to(memory_format=torch.channels_last) if channels_last else net
+
+
+def teacher_epoch(data, device, precision="fp32"):
     """One PaperParams teacher epoch (dropout, max-norm, ±2 px jitter) through train.fit."""
-    params, config, train_set, test_set = teacher_setup(data_dir, device)
-    net = train.init_net(config, 1, device)
+    params = tp.PaperParams()
+    train_set, test_set = data.load(device)
+    net = train.init_net(mlp_config("teacher"), 1, device, precision)
     _, timing = train.fit(net, [*train_set, None], test_set, params, epochs=1, lr=params.lr,
                           seed=1, batch_loss=train.hard_label_loss, jitter=params.jitter)
     evaluate_s = median_seconds(lambda: (layers.evaluate(net, *test_set), sync(device)), 5, 1)
-    return {"images_per_s": timing["samples_per_s"], "evaluate_s": evaluate_s}
+    return {"images_per_s": timing["samples_per_s"], "evaluate_s": evaluate_s,
+            "test_images": len(test_set[1])}
 
 
-def student_epoch(data_dir, device):
-    """One distillation epoch of the 800-800 student at T = 20 with cached teacher logits."""
-    params, teacher_config, train_set, test_set = teacher_setup(data_dir, device)
-    teacher = train.init_net(teacher_config, 1, device)  # its weights do not change the speed
+def student_epoch(data, device, precision="fp32", jitter=0, cached=True):
+    """One distillation epoch of the 800-800 student at T = 20 (the teacher's weights do not
+    change the speed); with `jitter`, on shifted images, taught by the consistent teacher
+    (`cached`) or by the teacher run on each batch."""
+    train_set, test_set = data.load(device)
+    teacher = train.init_net(mlp_config("teacher"), 1, device, precision)
+    student = train.init_net(mlp_config("student"), 1, device, precision)
     # at the teacher's minibatch, the one the matmul bound is measured at
-    run = dataclasses.replace(tp.LocalParams(), distill_epochs=1, distill_batch_size=params.batch_size)
-    student = train.init_net({**teacher_config, "hidden": STUDENT, "dropout_input": 0.0,
-                              "dropout_hidden": 0.0, "max_norm": 0.0}, 1, device)
-    _, timing = distillation.distill(student, teacher, train_set, test_set, run, 1)
+    run = dataclasses.replace(tp.LocalParams(), distill_batch_size=tp.PaperParams().batch_size)
+    return distill_epoch(student, teacher, train_set, test_set, run, jitter, cached)
+
+
+def distill_epoch(student, teacher, train_set, test_set, run, jitter=0, cached=True):
+    """One `distillation.distill` epoch; the teacher's logits (of every view, with `jitter`)
+    computed first, as a run of run.distill_epochs does, and timed as `targets_s`; not
+    `cached`: the teacher runs on each batch."""
+    tick = time.perf_counter()
+    logits = (distillation.teacher_targets(teacher, train_set[0], jitter, False,
+                                           run.distill_epochs) if cached else None)
+    targets_s = time.perf_counter() - tick
+    _, timing = distillation.distill(student, teacher, train_set, test_set, run, 1, epochs=1,
+                                     jitter=jitter, teacher_logits=logits,
+                                     view_cache_mb=cli.VIEW_CACHE_MB if cached else 0)
+    return {"images_per_s": timing["samples_per_s"], "targets_s": targets_s,
+            "images": len(train_set[1]), "run_epochs": run.distill_epochs}
+
+
+def cnn_teacher_epoch(data, device, precision="fp32", channels_last=False):
+    """One epoch of the Fashion-MNIST CNN teacher as the README trains it (LocalParams,
+    dropout in its head, no jitter)."""
+    params = tp.LocalParams()
+    train_set, test_set = data.load(device)
+    net = cnn_net("teacher", device, precision, channels_last)
+    _, timing = train.fit(net, [*train_set, None], test_set, params, epochs=1, lr=params.lr,
+                          seed=1, batch_loss=train.hard_label_loss, batch_size=CNN_BATCH)
     return {"images_per_s": timing["samples_per_s"]}
 
 
-def dataloader_epoch(data_dir, device, workers):
+def cnn_student_epoch(data, device, precision="fp32", channels_last=False):
+    """One distillation epoch of the README's CNN student (T = 4, batch 100, cached logits)."""
+    train_set, test_set = data.load(device)
+    teacher = cnn_net("teacher", device, precision, channels_last)
+    student = cnn_net("student", device, precision, channels_last)
+    run = dataclasses.replace(tp.LocalParams(), T=4.0, distill_lr=0.03, distill_warmup_steps=0,
+                              distill_batch_size=CNN_BATCH)
+    return distill_epoch(student, teacher, train_set, test_set, run)
+
+
+def dataloader_epoch(data, device, workers):
     """The same teacher epoch the usual way: torchvision transforms, a DataLoader, nn.Sequential."""
     from torchvision import datasets, transforms
     params = tp.PaperParams()
     transform = transforms.Compose([transforms.RandomCrop(28, padding=params.jitter),
                                     transforms.ToTensor(),
                                     transforms.Normalize((0.1307,), (0.3081,))])
-    data = datasets.MNIST(data_dir, train=True, transform=transform)
-    loader = torch.utils.data.DataLoader(data, batch_size=params.batch_size, shuffle=True,
+    images = datasets.MNIST(data.root, train=True, transform=transform)
+    if data.train is not None:
+        images = torch.utils.data.Subset(images, range(min(data.train, len(images))))
+    loader = torch.utils.data.DataLoader(images, batch_size=params.batch_size, shuffle=True,
                                          num_workers=workers)
     torch.manual_seed(1)
     net = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(784, 1200), nn.ReLU(),
@@ -159,14 +316,23 @@ def dataloader_epoch(data_dir, device, workers):
 
 
 PARTS = {"teacher": teacher_epoch, "student": student_epoch,
-         "dataloader": lambda d, dev: dataloader_epoch(d, dev, 0),
-         "dataloader_2workers": lambda d, dev: dataloader_epoch(d, dev, 2)}
+         "student_consistent": functools.partial(student_epoch, jitter=2),
+         "student_live": functools.partial(student_epoch, jitter=2, cached=False),
+         "cnn_teacher": cnn_teacher_epoch,
+         "cnn_teacher_channels_last": functools.partial(cnn_teacher_epoch, channels_last=True),
+         "cnn_student": cnn_student_epoch,
+         "cnn_student_channels_last": functools.partial(cnn_student_epoch, channels_last=True),
+         "dataloader": functools.partial(dataloader_epoch, workers=0),
+         "dataloader_2workers": functools.partial(dataloader_epoch, workers=2)}
+BF16_PARTS = ["teacher", "student", "student_consistent", "cnn_teacher", "cnn_student"]
+PARTS.update({f"{name}_bf16": functools.partial(PARTS[name], precision="bf16")
+              for name in BF16_PARTS})
 
 
 def run_part(name, args):
     """Run one measurement in a fresh subprocess; its result and peak RSS come back as JSON."""
     command = [sys.executable, os.path.abspath(__file__), "--part", name,
-               "--data-dir", args.data_dir, "--device", args.device]
+               "--data-dir", args.data_dir, "--device", args.device] + (["--quick"] * args.quick)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     except subprocess.TimeoutExpired:
@@ -180,10 +346,11 @@ def run_part(name, args):
 
 def measure_part(name, args):
     device = cli.resolve_device(args.device)
+    data = Data(args.data_dir, *(QUICK_IMAGES if args.quick else ()))
     with open(os.devnull, "w") as quiet:  # fit's progress line would spoil the JSON on stdout
         stdout, sys.stdout = sys.stdout, quiet
         try:
-            result = PARTS[name](args.data_dir, device)
+            result = PARTS[name](data, device)
         finally:
             sys.stdout = stdout
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux reports KiB
@@ -194,16 +361,15 @@ def measure_part(name, args):
 
 
 # ---------------------------------------------------------------------------- the report
-def matmul_limits(batch, device):
-    return {"teacher_bound": matmul_bound(TEACHER, batch, device),
-            "student_bound": matmul_bound(STUDENT, batch, device),
-            "teacher_chain": matmul_chain(TEACHER, batch, device),
-            "student_chain": matmul_chain(STUDENT, batch, device)}
+def native_bf16(device):
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def benchmark(args):
+def benchmark(args, repeats):
     """Every measurement `repeats` times, keeping the fastest: this machine shares its cores
-    with other tenants, and a slow outlier says more about them than about the code. The bound
+    with other tenants, and a slow outlier says more about them than about the code. The bounds
     and the back-to-back matmuls are measured before and after the runs and the higher kept,
     so the % never flatters."""
     device = cli.resolve_device(args.device)
@@ -212,57 +378,135 @@ def benchmark(args):
             dataset.load(args.data_dir, split)
         except dataset.DataError as e:
             raise cli.UsageError(str(e)) from None
-    batch = tp.PaperParams().batch_size
     record = {"hardware": records.hardware(device), "device": str(device),
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "batch_size": batch,
-              "repeats": args.repeats, "code_version": records.CODE_VERSION}
-    limits = [matmul_limits(batch, device)]
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "native_bf16": native_bf16(device),
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "batch_size": tp.PaperParams().batch_size, "repeats": repeats, "quick": args.quick,
+              "code_version": records.CODE_VERSION}
+    timer = functools.partial(median_seconds, repeats=3, inner=5) if args.quick else median_seconds
+    found = [limits(device, timer)]
     for name in PARTS:
-        print(f"measuring {name} ({args.repeats}x) ...", flush=True)
-        runs = [run_part(name, args) for _ in range(args.repeats)]
+        print(f"measuring {name} ({repeats}x) ...", flush=True)
+        runs = [run_part(name, args) for _ in range(repeats)]
         record[name] = {**max(runs, key=lambda r: r["images_per_s"]),
                         "all_images_per_s": [r["images_per_s"] for r in runs],
                         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
-    limits.append(matmul_limits(batch, device))
-    for key in limits[0]:
-        record[key] = max((limit[key] for limit in limits), key=lambda m: m["images_per_s"])
+    found.append(limits(device, timer))
+    for key in found[0]:
+        record[key] = max((limit[key] for limit in found), key=lambda m: m["images_per_s"])
     return record
 
 
-def markdown(record):
+def speed(part):
+    return part["images_per_s"]
+
+
+def memory(part):
+    return f"{part['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in part else ""
+
+
+def mlp_table(record):
     bound_t, bound_s = record["teacher_bound"], record["student_bound"]
-    baseline = max(record["dataloader"]["images_per_s"],
-                   record["dataloader_2workers"]["images_per_s"])
+    baseline = max(speed(record["dataloader"]), speed(record["dataloader_2workers"]))
 
     def row(name, part, bound, vs_baseline=True):
-        speed = part["images_per_s"]
-        ratio = f"{speed / baseline:.2f}x" if vs_baseline else ""
-        memory = f"{part['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in part else ""
-        return (f"| {name} | {speed:,.0f} | {100 * speed / bound['images_per_s']:.0f}% | "
-                f"{ratio} | {memory} |")
+        ratio = f"{speed(part) / baseline:.2f}x" if vs_baseline else ""
+        return (f"| {name} | {speed(part):,.0f} | {100 * speed(part) / speed(bound):.0f}% | "
+                f"{ratio} | {memory(part)} |")
 
-    lines = [f"Measured by `python benchmark.py` on {record['hardware']}, {record['threads']} "
-             f"threads, torch {record['torch']}, {record['device']}, batch {record['batch_size']}.",
-             "",
-             "| run | images/s | % of matmul bound | vs DataLoader | peak RSS (main process) |",
-             "|---|---|---|---|---|",
-             f"| matmul bound, 784-1200-1200-10 step ({bound_t['gflops']:.0f} GFLOP/s) | "
-             f"{bound_t['images_per_s']:,.0f} | 100% | | |",
-             row("the same matmuls back to back, as in a step", record["teacher_chain"], bound_t,
-                 vs_baseline=False),
-             row("teacher epoch: this repo (dropout, max-norm, jitter)", record["teacher"], bound_t),
-             row("teacher epoch: DataLoader, 0 workers", record["dataloader"], bound_t),
-             row("teacher epoch: DataLoader, 2 workers", record["dataloader_2workers"], bound_t),
-             f"| matmul bound, 784-800-800-10 step ({bound_s['gflops']:.0f} GFLOP/s) | "
-             f"{bound_s['images_per_s']:,.0f} | 100% | | |",
-             row("the same matmuls back to back, as in a step", record["student_chain"], bound_s,
-                 vs_baseline=False),
-             row("student distillation epoch, cached teacher logits", record["student"], bound_s,
-                 vs_baseline=False),
-             "",
-             f"Evaluating the teacher on the 10,000 test images: "
-             f"{record['teacher']['evaluate_s']:.3f} s. The speed-up is over the faster of the two "
-             "DataLoader runs."]
+    def bound_row(widths, bound):
+        return (f"| matmul bound, {widths} step ({bound['gflops']:.0f} GFLOP/s) | "
+                f"{speed(bound):,.0f} | 100% | | |")
+
+    rows = [bound_row("784-1200-1200-10", bound_t),
+            row("the same matmuls back to back, as in a step", record["teacher_chain"], bound_t,
+                vs_baseline=False),
+            row("teacher epoch: this repo (dropout, max-norm, jitter)", record["teacher"], bound_t),
+            row("teacher epoch: DataLoader, 0 workers", record["dataloader"], bound_t),
+            row("teacher epoch: DataLoader, 2 workers", record["dataloader_2workers"], bound_t),
+            bound_row("784-800-800-10", bound_s),
+            row("the same matmuls back to back, as in a step", record["student_chain"], bound_s,
+                vs_baseline=False),
+            row("student distillation epoch, cached teacher logits", record["student"], bound_s,
+                vs_baseline=False)]
+    if "student_consistent" in record:
+        rows += [row("the same, `--jitter 2`: consistent teacher (cached views)",
+                     record["student_consistent"], bound_s, vs_baseline=False),
+                 row("the same, `--jitter 2`: teacher run live on each batch",
+                     record["student_live"], bound_s, vs_baseline=False)]
+    return ["| run | images/s | % of matmul bound | vs DataLoader | peak RSS (main process) |",
+            "|---|---|---|---|---|", *rows]
+
+
+def cnn_table(record):
+    """Each CNN epoch against the convolution bound of its own layout."""
+    lines = ["| CNN (Fashion-MNIST), batch 100 | layout | convolution bound, images/s | "
+             "epoch, images/s | % of bound | peak RSS (main process) |",
+             "|---|---|---|---|---|---|"]
+    for role, what in (("teacher", "teacher"), ("student", "student, distilled (cached logits)")):
+        net = layers.describe(cnn_config(role))
+        for suffix, layout in (("", "contiguous (NCHW)"), ("_channels_last", "channels-last")):
+            part, bound = record[f"cnn_{role}{suffix}"], record[f"cnn_{role}_bound{suffix}"]
+            lines.append(f"| {what}: {net} | {layout} | {speed(bound):,.0f} "
+                         f"({bound['gflops']:.0f} GFLOP/s) | {speed(part):,.0f} | "
+                         f"{100 * speed(part) / speed(bound):.0f}% | {memory(part)} |")
+    return lines
+
+
+def precision_table(record):
+    names = {"teacher": "teacher 784-1200-1200-10 (dropout, max-norm, jitter)",
+             "student": "student 800-800, cached teacher logits",
+             "student_consistent": "student 800-800, `--jitter 2`, consistent teacher (cached views)",
+             "cnn_teacher": f"CNN teacher {layers.describe(cnn_config('teacher'))}",
+             "cnn_student": f"CNN student {layers.describe(cnn_config('student'))}"}
+    lines = ["| epoch | fp32, images/s | bf16, images/s | bf16 / fp32 |", "|---|---|---|---|"]
+    for name in BF16_PARTS:
+        fp32, bf16 = speed(record[name]), speed(record[f"{name}_bf16"])
+        lines.append(f"| {names[name]} | {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x |")
+    return lines
+
+
+def run_epoch_s(part):
+    """Seconds of one epoch of a distillation run, its teacher's passes before training
+    (`targets_s`) spread over the run's epochs."""
+    return part["images"] / speed(part) + part["targets_s"] / part["run_epochs"]
+
+
+def consistent_cost(record):
+    """What a `--jitter 2` student epoch costs against an unjittered one (the target: 1.15x)."""
+    unjittered, cached, live = (record[name] for name in ("student", "student_consistent",
+                                                          "student_live"))
+    return (f"A `--jitter 2` student epoch (fp32) costs {speed(unjittered) / speed(cached):.2f}x "
+            f"an unjittered one with the consistent teacher's cached views (the target: at most "
+            f"1.15x), {speed(unjittered) / speed(live):.2f}x with the teacher run live on each "
+            f"shifted batch (`--view-cache-mb 0`). Caching the 25 views took "
+            f"{cached['targets_s']:.1f} s, once per run; spread over a {cached['run_epochs']}-epoch "
+            f"run, with the unjittered run's one teacher pass spread likewise, the cached epoch "
+            f"costs {run_epoch_s(cached) / run_epoch_s(unjittered):.2f}x.")
+
+
+def markdown(record):
+    """The tables of a record; a record of an earlier benchmark, without the CNN, precision and
+    consistent-teacher measurements, renders without them."""
+    machine = record["hardware"]
+    if "cpu_capability" in record:
+        machine += (f" (torch CPU capability {record['cpu_capability']}, "
+                    f"{'native' if record['native_bf16'] else 'no native'} bf16)")
+    lines = [f"Measured by `python benchmark.py` on {machine}, {record['threads']} threads, "
+             f"torch {record['torch']}, {record['device']}, batch {record['batch_size']}."]
+    if record.get("quick"):
+        lines.append(f"A `--quick` trial (epochs of {QUICK_IMAGES[0]:,} images): indicative only.")
+    lines += ["", *mlp_table(record), "",
+              f"Evaluating the teacher on the {record['teacher'].get('test_images', 10000):,} "
+              f"test images: {record['teacher']['evaluate_s']:.3f} s. The speed-up is over the "
+              "faster of the two DataLoader runs."]
+    if "student_consistent" in record:
+        lines += ["", consistent_cost(record)]
+    if "cnn_teacher" in record:
+        lines += ["", *cnn_table(record)]
+    if "teacher_bf16" in record:
+        lines += ["", *precision_table(record)]
     return "\n".join(lines)
 
 
@@ -272,23 +516,28 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--out", default=os.path.join("results", "benchmark.json"),
                         help="where the measurements go (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="runs of each measurement; the fastest is kept (default: %(default)s)")
+    parser.add_argument("--repeats", type=int,
+                        help="runs of each measurement; the fastest is kept (default: 2, "
+                             "with --quick 1)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a trial: epochs of the first {QUICK_IMAGES[0]:,} training images "
+                             f"({QUICK_IMAGES[1]:,} test images)")
     parser.add_argument("--table", metavar="JSON", help="only print the table of a saved run")
     parser.add_argument("--write", metavar="README", help="also put the table into this file")
     parser.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.part:
         return measure_part(args.part, args)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    repeats = args.repeats if args.repeats is not None else 1 if args.quick else 2
+    if repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {repeats}")
     try:
         if args.table:
             with open(args.table) as f:
                 record = json.load(f)
         else:
             cli.check_writable(args.out)
-            record = benchmark(args)
+            record = benchmark(args, repeats)
             checkpoint.write_atomic({args.out: lambda f: f.write(json.dumps(record, indent=1).encode())})
         text = markdown(record)
         if args.write:

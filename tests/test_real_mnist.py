@@ -37,7 +37,8 @@ def test_one_short_epoch_of_the_small_net_is_under_five_percent(tmp_path):
 
 
 SHIPPED = sorted(os.path.relpath(path, MODELS)[:-3] for path in
-                 glob.glob(os.path.join(MODELS, "*.pt")) + glob.glob(os.path.join(MODELS, "study", "*.pt")))
+                 glob.glob(os.path.join(MODELS, "*.pt")) + glob.glob(os.path.join(MODELS, "study", "*.pt"))
+                 + glob.glob(os.path.join(MODELS, "teachers", "*.pt")))
 
 
 def test_the_shipped_models_are_there():
