@@ -138,19 +138,22 @@ def draw_shifts(n, max_shift, generator):
 def shift(images, codes, max_shift, shape):
     """Each image shifted by its code's (dy, dx) (see `draw_shifts`), zero fill.
 
-    Batched: images sharing a shift are cut out of the zero-padded batch in one slice, so an
+    Batched: the images sharing a shift are gathered, shifted and put back in one op each, so an
     epoch costs (2 max_shift + 1)^2 tensor ops, not one per image."""
     (c, h, w), n, s, width = shape, len(images), max_shift, 2 * max_shift + 1
-    padded = torch.nn.functional.pad(images.view(n, c, h, w), (s, s, s, s))
+    source = images.view(n, c, h, w)
     order = codes.argsort().to(images.device)
-    out = torch.empty_like(images).view(n, c, h, w)
+    out = torch.empty_like(source)  # every image belongs to exactly one shift
     start = 0
     for code, count in enumerate(torch.bincount(codes, minlength=width * width).tolist()):
         dy, dx = code // width - s, code % width - s
         rows = order[start:start + count]
-        # output pixel (r, c) is input pixel (r - dy, c - dx), i.e. padded (r - dy + s, c - dx + s)
-        out[rows] = padded[rows, :, s - dy:s - dy + h, s - dx:s - dx + w]
         start += count
+        # output pixel (r, c) is input pixel (r - dy, c - dx); zero where that is outside
+        block = torch.zeros((count, c, h, w), dtype=images.dtype, device=images.device)
+        block[:, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = source.index_select(
+            0, rows)[:, :, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+        out.index_copy_(0, rows, block)
     return out.view(n, -1)
 
 
@@ -211,9 +214,13 @@ def image_shape(pixels):
 
 def shuffled(tensors, generator):
     """The same random permutation applied to every tensor (None entries pass through)."""
-    n = len(tensors[0])
-    order = torch.randperm(n, generator=generator).to(tensors[0].device)
+    order = permutation(len(tensors[0]), generator, tensors[0].device)
     return [None if t is None else t[order] for t in tensors]
+
+
+def permutation(n, generator, device):
+    """An epoch's random order of n examples (from the data stream's generator)."""
+    return torch.randperm(n, generator=generator).to(device)
 
 
 def batches(tensors, batch_size):

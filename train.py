@@ -91,8 +91,9 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
             net.train()
             set_momentum(optimizer, params, epoch)
             epoch_start_rng = generator.get_state()  # a resume redoes this epoch's shuffle and jitter
-            images, labels, extra = dataset.shuffled(train_set, generator)
-            images, extra = augment_with_targets(images, extra, generator, jitter, flip)
+            order = dataset.permutation(n, generator, train_set[1].device)
+            images, labels = train_set[0][order], train_set[1][order]
+            images, extra = augment_with_targets(images, train_set[2], order, generator, jitter, flip)
             for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
                 if step == steps:
                     break
@@ -153,13 +154,15 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                      "wall_s_before_resume": wall_before}
 
 
-def augment_with_targets(images, extra, generator, jitter, flip):
-    """The epoch's augmented images and their per-example `extra`: a per-view cache (N, views,
-    classes) of teacher logits gives each image the logits of the very view it got."""
+def augment_with_targets(images, extra, order, generator, jitter, flip):
+    """The epoch's augmented `images` (already in the epoch's `order`) and their per-example
+    `extra` in that order: a per-view cache (N, views, classes) of teacher logits gives each
+    image the logits of the very view it got (looked up, not shuffled whole)."""
     if extra is None or extra.dim() != 3:
-        return dataset.augment(images, generator, jitter, flip), extra
+        return (dataset.augment(images, generator, jitter, flip),
+                None if extra is None else extra[order])
     images, views = dataset.augment(images, generator, jitter, flip, views=True)
-    return images, extra[torch.arange(len(views), device=views.device), views]
+    return images, extra[order, views]
 
 
 @torch.no_grad()
