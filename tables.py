@@ -69,7 +69,7 @@ def row_key(r):
     return (r["model"], r["architecture"], r.get("T"), r.get("alpha"), r["params"]["name"],
             r["epochs"], r.get("jitter", 0), tuple(r.get("omit", [])), tuple(r.get("only", [])),
             r.get("subset", 1.0), learning_rate(r),
-            (r.get("precision", "fp32"), r.get("dataset", "mnist"), r.get("holdout", 0),
+            (r.get("precision", "fp32"), recipe_rest(r), r.get("dataset", "mnist"), r.get("holdout", 0),
              teacher_key(r), method(r), logit_method(r), batch_size(r),
              r["params"].get("teacher_dropout", False)))
 
@@ -147,6 +147,19 @@ def batch_note(size):
     return f", batch {size}" if size else ""
 
 
+# recipe fields the rest of a row key leaves out: two recipes differing only there never pool
+RECIPE_REST = ("optimizer", "nesterov", "lr_schedule", "lr_decay", "ema", "momentum",
+               "momentum_start", "momentum_ramp_epochs", "dampening", "init_std", "standardize",
+               "distill_warmup_steps")
+
+
+def recipe_rest(r):
+    """The values of RECIPE_REST the run used (a field its record predates: the recipe's
+    default of today, which is what the older code ran with)."""
+    default = tp.PARAMS_BY_NAME.get(r["params"].get("name"))
+    return tuple(r["params"].get(f, getattr(default, f, None)) for f in RECIPE_REST)
+
+
 def learning_rate(r):
     """The run's peak learning rate: the recipe's distill_lr for a student, lr otherwise."""
     return r["params"].get("distill_lr" if r["model"] == "student" else "lr")
@@ -156,8 +169,8 @@ def describe_row(key):
     model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, other = key
     name = {"teacher": "teacher", "small": "small net, hard labels", "student": "distilled"}[model]
     parts = [f"{name} {arch}"]
-    if other[5]:
-        parts[0] += f" by {other[5]}"
+    if other[6]:
+        parts[0] += f" by {other[6]}"
     if T is not None:
         parts.append(f"T={T:g}, alpha={alpha:g}")
     if jitter:
@@ -239,7 +252,7 @@ def paper_setting(key):
     model, arch, T, alpha, params, epochs, jitter, omit, only, subset, lr, other = key
     return (not omit and not only and subset == 1.0 and alpha in (None, 0.9)
             and (jitter == 0) == (model != "teacher") and not other[-1]  # teacher_dropout
-            and not other[5])  # a logit loss other than the paper's
+            and not other[6])  # a logit loss other than the paper's
 
 
 def target_verdict(key, runs, records):

@@ -521,3 +521,19 @@ def test_no_verdict_until_all_three_seeds_are_in():
     row = next(l for l in tables.table(small + [record("small", 3, 170)]).splitlines()
                if "hard labels" in l)
     assert row.endswith("| 146 ± 5: MISSED |")                                  # mean 153.3
+
+
+@pytest.mark.parametrize("field,value", [("optimizer", "adamw"), ("nesterov", False),
+                                         ("lr_schedule", "exp"), ("ema", 0.999),
+                                         ("distill_warmup_steps", 0), ("standardize", False)])
+def test_recipes_that_differ_in_any_field_never_pool(field, value):
+    base = [record("student", 1, 70, T=20.0), record("student", 2, 76, T=20.0)]
+    other = record("student", 3, 90, T=20.0)
+    other["params"] = {**other["params"], field: value}
+    rows = [l for l in tables.table(base + [other]).splitlines() if l.startswith("| distilled")]
+    assert len(rows) == 2
+    assert any("| 73.0 ± 4.2 | 70-76 | 2 (1, 2) |" in row for row in rows)
+    older = record("student", 3, 72, T=20.0)                      # a record before the field
+    older["params"] = {k: v for k, v in older["params"].items() if k != field}
+    assert len([l for l in tables.table(base + [older]).splitlines()
+                if l.startswith("| distilled")]) == 1
