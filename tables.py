@@ -84,8 +84,11 @@ def teacher_key(r):
     """What a student learned from, for row keys: its teacher's recipe (epochs, params, holdout)
     where it recorded teacher_run (each seed its own teacher), else the teacher's file."""
     run = r.get("teacher_run")
-    return json.dumps([run.get("epochs"), run.get("params"), run.get("holdout") or 0],
-                      sort_keys=True) if run else r.get("teacher")
+    if not run:
+        return r.get("teacher")
+    params = {k: v for k, v in (run.get("params") or {}).items()  # what the teacher read
+              if k not in tp.STUDENT_ONLY | {"epochs"}}
+    return json.dumps([run.get("epochs"), params, run.get("holdout") or 0], sort_keys=True)
 
 
 def teacher_note(r):

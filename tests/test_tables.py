@@ -537,3 +537,11 @@ def test_recipes_that_differ_in_any_field_never_pool(field, value):
     older["params"] = {k: v for k, v in older["params"].items() if k != field}
     assert len([l for l in tables.table(base + [older]).splitlines()
                 if l.startswith("| distilled")]) == 1
+
+
+def test_teachers_whose_records_differ_only_in_student_fields_pool():
+    # a teacher resumed after the student defaults changed records the new ones: same teacher
+    one, two = paired(1, 70), paired(2, 76)
+    two["teacher_run"] = {**two["teacher_run"], "params": {"name": "LocalParams", "distill_lr": 0.05}}
+    rows = [l for l in tables.table([one, two]).splitlines() if l.startswith("| distilled")]
+    assert len(rows) == 1 and "| 73.0 ± 4.2 | 70-76 | 2 (1, 2) |" in rows[0]
