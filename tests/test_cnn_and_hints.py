@@ -187,6 +187,26 @@ def test_first_of_two_stages_trains_only_the_lower_layers(tiny_mnist):
     assert all(p.requires_grad for p in student.parameters())  # thawed for the second stage
 
 
+def test_the_second_of_two_stages_is_plain_distillation_of_the_whole_stage_one_student(tiny_mnist):
+    torch.manual_seed(0)
+    train_set, test_set = (dataset.load(tiny_mnist, split) for split in (True, False))
+    teacher = layers.CNN(channels=[6, 8], kernel=3, hidden=[16]).eval()
+    config = {"arch": "cnn", "channels": [3, 4], "kernel": 3, "hidden": [8]}
+    params = tp.LocalParams(distill_batch_size=50, distill_warmup_steps=0, distill_epochs=2, T=4.0)
+    hint = hints.Hint(1.0, "stage1", "stage1", 2, 1)
+    student = train.init_net(config, 1, "cpu")
+    distillation.hint_first_stage(student, teacher, train_set, test_set, params, 1, hint)
+    after_one = {name: p.clone() for name, p in student.named_parameters()}
+    distillation.distill(student, teacher, train_set, test_set, params, 1, hint=hint)
+    changed = {name for name, p in student.named_parameters() if not torch.equal(p, after_one[name])}
+    assert changed == {name for name, _ in student.named_parameters()}  # every layer trains now
+    plain = train.init_net(config, 1, "cpu")  # plain distillation started from stage 1's weights
+    plain.load_state_dict({name: p for name, p in after_one.items()}, strict=False)
+    distillation.distill(plain, teacher, train_set, test_set, params, 1)
+    for a, b in zip(student.parameters(), plain.parameters()):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("hundred", [False, True])
 def test_cifar_loads_from_its_real_file_format_and_trains(tmp_path, monkeypatch, hundred):
     root = write_cifar(str(tmp_path / "data"), monkeypatch, hundred)
