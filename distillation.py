@@ -99,7 +99,7 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
     net, cached = student, None
     loss_of_logits = loss or logit_loss(params.T, params.alpha)
     if hint is not None and hint.stages == 1:
-        net = hints.Hinted(student, regressor_of(student, teacher, hint, images.device))
+        net = hints.Hinted(student, hints.regressor_of(student, teacher, hint, images.device))
         loss = hints.one_stage_loss(teacher, hint, loss_of_logits)
     else:
         cached = teacher_logits
@@ -113,32 +113,6 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
                      batch_loss=loss, jitter=jitter, flip=flip, max_steps=max_steps,
                      checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
                      val_set=val_set, batch_size=params.distill_batch_size)
-
-
-def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, *, jitter=0,
-                     flip=False, epochs=None, max_steps=None, checkpoints=None, val_set=None):
-    """The first of two stages: the student's layers up to hint.student_layer (and the
-    regressor, then dropped) learn the hint loss alone, unweighted, for hint.epochs; the rest
-    stays as it was."""
-    teacher.eval().requires_grad_(False)
-    hinted = hints.Hinted(student, regressor_of(student, teacher, hint, train_set[0].device))
-    frozen = hints.freeze_above(student, hint.student_layer)
-    try:
-        return train.fit(hinted, [*train_set, None], test_set, params, epochs=epochs or hint.epochs,
-                         lr=params.distill_lr, seed=seed, batch_loss=hints.first_stage_loss(
-                             teacher, hint), jitter=jitter, flip=flip, max_steps=max_steps,
-                         checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
-                         val_set=val_set, batch_size=params.distill_batch_size)
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-
-
-def regressor_of(student, teacher, hint, device):
-    """The regressor from the student's hinted feature to the teacher's (seeded by the
-    student's init stream: created right after the student)."""
-    return hints.make_regressor(layers.feature_shape(student, hint.student_layer),
-                                layers.feature_shape(teacher, hint.teacher_layer)).to(device)
 
 
 def make_distill_parser(doc, sweep=True):
@@ -211,58 +185,6 @@ def finished_record(args, out):
         return json.load(f)
 
 
-def add_hint_flags(parser):
-    group = parser.add_argument_group("hints (feature distillation, FitNets; see hints.py)")
-    group.add_argument("--hint-weight", type=float, metavar="B",
-                       help="add B x the hint loss: 1/2 x the sum of squared differences of the "
-                            "regressed student feature (1x1 conv or linear, then ReLU) and the "
-                            "teacher's, per example (summed over all channels and positions, "
-                            "so it grows with the feature's size), averaged over the batch; "
-                            "with --two-stage it only turns the hint on (the first stage is "
-                            "unweighted); 0 or absent: no hint")
-    group.add_argument("--hint-layers", nargs=2, metavar=("STUDENT", "TEACHER"),
-                       help="the features to match, e.g. stage2 stage2 or fc1 fc1 (default, as "
-                            "FitNets: the middle conv stage of each if both are CNNs, else the "
-                            "middle hidden layer of each; of an even count the earlier one, "
-                            "index (n - 1) // 2: stage1 of 2 stages)")
-    group.add_argument("--two-stage", action="store_true",
-                       help="FitNets' two stages: the hint loss alone, unweighted, trains the "
-                            "student's layers up to its hinted feature for --hint-epochs, then "
-                            "plain distillation")
-    group.add_argument("--hint-epochs", type=int, metavar="N",
-                       help="length of the first of two stages (default: a quarter of --epochs)")
-
-
-def hint_of(args, config, teacher, epochs):
-    """The run's hints.Hint from the flags, checked against both nets; None without a hint."""
-    weight = args.hint_weight
-    if weight is None or weight == 0:
-        if args.hint_layers or args.two_stage or args.hint_epochs is not None:
-            raise cli.UsageError("--hint-layers, --two-stage and --hint-epochs need a "
-                                 "--hint-weight above 0")
-        return None
-    if not (math.isfinite(weight) and weight > 0):
-        raise cli.UsageError(f"--hint-weight must be a finite number >= 0, got {weight}")
-    student = layers.build(config)
-    names = args.hint_layers or hints.default_layers(student, teacher)
-    for net, name, who in ((student, names[0], "student"), (teacher, names[1], "teacher")):
-        if name not in net.feature_names():
-            raise cli.UsageError(f"--hint-layers: the {who} ({describe(net.config())}) has no "
-                                 f"feature {name!r}; it has {', '.join(net.feature_names())}")
-    try:
-        hints.make_regressor(layers.feature_shape(student, names[0]),
-                             layers.feature_shape(teacher, names[1]))
-    except ValueError as e:
-        raise cli.UsageError(f"--hint-layers {names[0]} {names[1]}: {e}") from None
-    if args.hint_epochs is not None and not args.two_stage:
-        raise cli.UsageError("--hint-epochs is the first of two stages' length: add --two-stage")
-    first = max(1, epochs // 4) if args.hint_epochs is None else args.hint_epochs
-    if args.two_stage and first < 1:
-        raise cli.UsageError(f"--hint-epochs must be >= 1, got {first}")
-    return hints.Hint(weight, names[0], names[1], 2 if args.two_stage else 1,
-                      first if args.two_stage else 0)
-
-
 def add_method_flags(parser):
     group = parser.add_argument_group("the logit loss (see losses.py)")
     group.add_argument("--method", choices=sorted(losses.METHODS), default="kd",
@@ -292,54 +214,6 @@ def method_of(args):
             raise cli.UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0, "
                                  f"got {value}")
     return args.method, {**DKD_DEFAULTS, **given}
-
-
-@cli.report_errors
-def main(argv=None):
-    parser = make_distill_parser(__doc__)
-    parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
-                        "with (default: the shipped one of the student's net and dataset, "
-                        "models/small_model[_DATASET]_NET.json)")
-    add_method_flags(parser)
-    add_hint_flags(parser)
-    args, runs = parse_distill_args(parser, argv)
-    method, weights = method_of(args)
-    device = cli.resolve_device(args.device)
-    config = cli.net_config(args, runs[0], "student")
-    cli.precision_note(args.precision, device)
-    teacher = layers.set_precision(checkpoint.load_net(args.teacher, device, args.dataset),
-                                   args.precision)
-    records.note_unpaired(args.teacher, args.seed)
-    hint = hint_of(args, config, teacher, runs[0].distill_epochs)
-    check_teacher_dropout(runs[0], teacher, hint)
-    outs = [out_path(args, config, run.T, len(runs) > 1, hint) for run in runs]
-    for out in outs:
-        cli.check_output(args, out)
-    jitter, flip = cli.augmentation(args, runs[0], "student")
-    train_set, val_set, test_set = cli.load_data(args, device)
-    teacher_errors, _, _ = layers.evaluate(teacher, *test_set)
-    data = checkpoint.fingerprint(*train_set)
-    teacher_id = checkpoint.fingerprint(*teacher.state_dict().values())
-    teacher_logits = (None if jitter or flip or hint or runs[0].teacher_dropout else
-                      layers.logits_of(teacher, train_set[0]))  # one pass for a whole sweep
-    rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
-             args.teacher), baseline_row(args, config, len(test_set[1]))]
-    results = []
-    for run, out in zip(runs, outs):
-        record = finished_record(args, out)
-        if record is None:
-            record = distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
-                                 (train_set, val_set, test_set), device, (jitter, flip), data,
-                                 teacher_id, hint, (method, weights))
-        else:
-            print(f"--resume: {out} had finished; its results are kept")
-        results.append(record)
-        rows.append((f"distilled {record['architecture']} T={run.T:g}", record["test_errors"],
-                     record["test_count"], f"alpha {run.alpha:g}, {records.count(record['epochs'], 'epoch')}"
-                     + (f", DKD {weights['dkd_alpha']:g}/{weights['dkd_beta']:g}" if weights else "")
-                     + (f", hint {hint.weight:g}" if hint else "")))
-    records.print_summary(rows)
-    return results
 
 
 def check_teacher_dropout(run, teacher, hint):
@@ -387,7 +261,7 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
     checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data, **more)
     first_stage = None
     if hint is not None and hint.stages == 2:
-        first_stage = first_stage_of(args, run, out, config, student, teacher, sets, augment,
+        first_stage = hints.first_stage_of(args, run, out, config, student, teacher, sets, augment,
                                      data, more, hint)
     history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
                               jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
@@ -414,28 +288,52 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
     return record
 
 
-def first_stage_of(args, run, out, config, student, teacher, sets, augment, data, more, hint):
-    """Run the first of two hint stages (skipped when resuming a second stage, whose saved
-    state holds its result); returns its history."""
-    (train_set, val_set, test_set), (jitter, flip) = sets, augment
-    kept = f"{out[:-3]}_stage1.json"  # the finished first stage's history, for a resume
-    if args.resume and os.path.exists(checkpoint.resume_path(out)) and os.path.exists(kept):
-        with open(kept) as f:
-            return json.load(f)
-    print(f"first stage: the hint alone, {hint.epochs} epochs, layers up to "
-          f"{hint.student_layer} (the output layer is untrained until the second stage: "
-          "its test errors stay near chance)")
-    stage_out = f"{out[:-3]}_stage1.pt"
-    checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, data, **more)
-    epochs, max_steps = cli.run_length(args, hint.epochs)
-    history, _ = hint_first_stage(student, teacher, train_set, test_set, run, args.seed, hint,
-                                  jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
-                                  checkpoints=checkpoints, val_set=val_set)
-    if checkpoints:
-        checkpoints.finish()
-        checkpoint.write_atomic({kept: lambda f: f.write(json.dumps(history).encode())})
-    print("second stage: plain distillation of the whole student")
-    return history
+@cli.report_errors
+def main(argv=None):
+    parser = make_distill_parser(__doc__)
+    parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
+                        "with (default: the shipped one of the student's net and dataset, "
+                        "models/small_model[_DATASET]_NET.json)")
+    add_method_flags(parser)
+    hints.add_hint_flags(parser)
+    args, runs = parse_distill_args(parser, argv)
+    method, weights = method_of(args)
+    device = cli.resolve_device(args.device)
+    config = cli.net_config(args, runs[0], "student")
+    cli.precision_note(args.precision, device)
+    teacher = layers.set_precision(checkpoint.load_net(args.teacher, device, args.dataset),
+                                   args.precision)
+    records.note_unpaired(args.teacher, args.seed)
+    hint = hints.hint_of(args, config, teacher, runs[0].distill_epochs)
+    check_teacher_dropout(runs[0], teacher, hint)
+    outs = [out_path(args, config, run.T, len(runs) > 1, hint) for run in runs]
+    for out in outs:
+        cli.check_output(args, out)
+    jitter, flip = cli.augmentation(args, runs[0], "student")
+    train_set, val_set, test_set = cli.load_data(args, device)
+    teacher_errors, _, _ = layers.evaluate(teacher, *test_set)
+    data = checkpoint.fingerprint(*train_set)
+    teacher_id = checkpoint.fingerprint(*teacher.state_dict().values())
+    teacher_logits = (None if jitter or flip or hint or runs[0].teacher_dropout else
+                      layers.logits_of(teacher, train_set[0]))  # one pass for a whole sweep
+    rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
+             args.teacher), baseline_row(args, config, len(test_set[1]))]
+    results = []
+    for run, out in zip(runs, outs):
+        record = finished_record(args, out)
+        if record is None:
+            record = distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
+                                 (train_set, val_set, test_set), device, (jitter, flip), data,
+                                 teacher_id, hint, (method, weights))
+        else:
+            print(f"--resume: {out} had finished; its results are kept")
+        results.append(record)
+        rows.append((f"distilled {record['architecture']} T={run.T:g}", record["test_errors"],
+                     record["test_count"], f"alpha {run.alpha:g}, {records.count(record['epochs'], 'epoch')}"
+                     + (f", DKD {weights['dkd_alpha']:g}/{weights['dkd_beta']:g}" if weights else "")
+                     + (f", hint {hint.weight:g}" if hint else "")))
+    records.print_summary(rows)
+    return results
 
 
 if __name__ == "__main__":

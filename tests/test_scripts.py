@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import distillation
+import hints
 import checkpoint
 import cli
 import layers
@@ -567,7 +568,7 @@ def test_a_finished_run_is_not_overwritten_without_overwrite(trained, tmp_path, 
 
 def test_default_names_of_runs_with_other_settings_differ_and_repeat():
     parser = distillation.make_distill_parser("")
-    distillation.add_hint_flags(parser)
+    hints.add_hint_flags(parser)
 
     def name(*argv):
         args = parser.parse_args(list(argv))
