@@ -107,6 +107,11 @@ def marks(label, runs, strict=False):
     """' †', ' ‡', ' †‡' or '' for a table row. Refuses (exit 2) a row whose students learned
     from a teacher of another seed or from teachers of several recipes, and with strict any row
     it would mark."""
+    seeds = [r["seed"] for r in runs]
+    if len(set(seeds)) < len(seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        fail(f"{label}: seed {', '.join(map(str, twice))} twice "
+             f"({files([r for r in runs if r['seed'] in twice])}): keep one run per seed")
     students = [r for r in runs if r["model"] == "student"]
     for r in students:
         if "teacher_run" in r and r["teacher_run"].get("seed") != r["seed"]:
@@ -202,7 +207,7 @@ def dark_verdict(paper, shown, missing):
     ok = statistics.mean(shown) <= float(paper[0].rstrip("%"))
     if paper[1]:
         ok = ok and statistics.mean(missing) <= float(paper[1])
-    return "met" if ok else "MISSED"
+    return verdict("", ok, shown)[2:]
 
 
 def spread(values, digits=1):

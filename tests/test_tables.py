@@ -58,7 +58,8 @@ def dark_record(seed, errors, on_missing, shift):
             "variant": "as trained", "variants": variants, "test_errors": errors}
 
 
-def test_dark_knowledge_table_over_seeds():
+def test_dark_knowledge_table_over_seeds(monkeypatch):
+    monkeypatch.setattr(tables, "SEEDS", 1)  # the judging, apart from the seed count
     lines = tables.dark_knowledge_table([dark_record(1, 300, 200, 2.0),
                                          dark_record(2, 310, 180, 3.0)]).splitlines()
     assert len(lines) == 2 + 3
@@ -70,6 +71,9 @@ def test_dark_knowledge_table_over_seeds():
     assert met.endswith("| LocalParams, 30 | met |"), "at most the paper's numbers is met"
     assert "| fixed shift | 3.50 | 205.0 ± 7.1 (200-210) | 109 | 14 of 1010 |" in fixed
     assert "| frequency-matched shift | 2.50 ± 0.71 (2.00-3.00) |" in honest
+    monkeypatch.setattr(tables, "SEEDS", 3)
+    pending = tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
+    assert pending.endswith("| LocalParams, 30 | no verdict yet, 1 of 3 seeds |")
 
 
 @pytest.mark.parametrize("argv,word", [([], "required"), (["/nonexistent.json"], "nonexistent"), (["tests"], "no results"),
@@ -545,3 +549,9 @@ def test_teachers_whose_records_differ_only_in_student_fields_pool():
     two["teacher_run"] = {**two["teacher_run"], "params": {"name": "LocalParams", "distill_lr": 0.05}}
     rows = [l for l in tables.table([one, two]).splitlines() if l.startswith("| distilled")]
     assert len(rows) == 1 and "| 73.0 ± 4.2 | 70-76 | 2 (1, 2) |" in rows[0]
+
+
+def test_a_row_with_one_seed_twice_is_refused(tmp_path):
+    code, out, err = run_tables(tmp_path, [record("small", 1, 140), record("small", 1, 150),
+                                           record("small", 2, 146)])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "seed 1 twice" in err, err
