@@ -13,6 +13,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(1, os.path.join(ROOT, "tools"))  # the tools wing: tables, reproduce, benchmark, ...
 # the real MNIST and Fashion-MNIST: under $DATA_DIR if set (a root holding MNIST/raw and
 # FashionMNIST/raw, torchvision's layout), else the project's offline copies beside the
 # repository, else the scripts' default folder, where torchvision downloads them

@@ -15,7 +15,7 @@ from conftest import ROOT
 def test_benchmark_measures_every_row_and_renders_them(tiny_mnist, tmp_path):
     out, readme = tmp_path / "bench.json", tmp_path / "README.md"
     readme.write_text("intro\n<!-- benchmark:begin -->\nold\n<!-- benchmark:end -->\nend\n")
-    done = subprocess.run([sys.executable, "benchmark.py", "--data-dir", tiny_mnist, "--device",
+    done = subprocess.run([sys.executable, "tools/benchmark.py", "--data-dir", tiny_mnist, "--device",
                            "cpu", "--quick", "--out", str(out), "--write", str(readme)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -38,7 +38,7 @@ def test_benchmark_measures_every_row_and_renders_them(tiny_mnist, tmp_path):
     assert f"| {record['teacher']['images_per_s']:,.0f} | {share}% |" in table
     assert table in done.stdout and table in readme.read_text()
     assert readme.read_text().startswith("intro\n") and readme.read_text().endswith("end\n")
-    again = subprocess.run([sys.executable, "benchmark.py", "--table", str(out)], cwd=ROOT,
+    again = subprocess.run([sys.executable, "tools/benchmark.py", "--table", str(out)], cwd=ROOT,
                            capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.strip() == table
 
@@ -144,7 +144,7 @@ def test_markdown_renders_a_record_from_before_the_cnn_and_precision_parts():
                                        (["--data-dir", "ABSENT"], "MNIST")])
 def test_benchmark_bad_input(tmp_path, argv, word):
     argv = [str(tmp_path / "absent") if a == "ABSENT" else a for a in argv]
-    done = subprocess.run([sys.executable, "benchmark.py", "--out", str(tmp_path / "b.json"), *argv],
+    done = subprocess.run([sys.executable, "tools/benchmark.py", "--out", str(tmp_path / "b.json"), *argv],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert word in done.stderr and "Traceback" not in done.stderr
@@ -178,10 +178,10 @@ def test_deployment_measures_each_checkpoint_and_renders_the_table(tmp_path):
     assert rows["mlp.pt"]["multiply_adds"] == 12544 + 160
     assert json.loads(out.read_text()) == record
     assert deployment.markdown(record) in readme.read_text() and readme.read_text().endswith("b\n")
-    again = subprocess.run([sys.executable, "deployment.py", "--table", str(out)], cwd=ROOT,
+    again = subprocess.run([sys.executable, "tools/deployment.py", "--table", str(out)], cwd=ROOT,
                            capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.strip() == deployment.markdown(record)
-    empty = subprocess.run([sys.executable, "deployment.py", str(tmp_path / "nothing"), "--out",
+    empty = subprocess.run([sys.executable, "tools/deployment.py", str(tmp_path / "nothing"), "--out",
                             str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True)
     assert empty.returncode == 2 and "no checkpoints" in empty.stderr
     assert len(empty.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()

@@ -18,7 +18,7 @@ from conftest import REAL_MNIST, ROOT, has_real_data
 
 def call(*argv):
     """reproduce.py as a user runs it, its runs at one thread."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, "reproduce.py"), *map(str, argv)],
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "reproduce.py"), *map(str, argv)],
                           capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -49,7 +49,7 @@ def test_runs_students_after_their_teacher_then_reruns_nothing(data, tmp_path):
     assert log.startswith("$ python distillation.py --T 20 --seed 1 --teacher ")
     tables = readme.read_text()
     assert "| distilled 784-800-800-10, T=20" in tables
-    assert f"tables: python tables.py {out} --write {readme}" in first.stdout
+    assert f"tables: python tools/tables.py {out} --write {readme}" in first.stdout
 
     written = {p: p.stat().st_mtime_ns for p in out.iterdir()}
     second = call(*argv)
@@ -145,5 +145,5 @@ def test_the_readme_block_is_the_plan(tmp_path):
     shutil.copy(os.path.join(ROOT, "README.md"), readme)
     reproduce.main(["--write", str(readme)])
     assert readme.read_text() == open(os.path.join(ROOT, "README.md")).read(), \
-        "README's reproduce block is stale: run python reproduce.py --write README.md"
+        "README's reproduce block is stale: run python tools/reproduce.py --write README.md"
     assert reproduce.readme_block() in readme.read_text()

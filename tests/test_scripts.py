@@ -588,7 +588,7 @@ def test_default_names_of_runs_with_other_settings_differ_and_repeat():
 
 
 def test_importing_runs_no_subprocess_and_the_code_version_is_read_at_the_start():
-    spy = ("import subprocess, sys; calls = []; run = subprocess.run\n"
+    spy = ("import subprocess, sys; sys.path.insert(1, 'tools'); calls = []; run = subprocess.run\n"
            "subprocess.run = lambda *a, **k: calls.append(a) or run(*a, **k)\n"
            "import benchmark, checkpoint, cli, dataset, deployment, distillation, "
            "distillation_no_three, evaluate, hints, layers, records, tables, train\n"

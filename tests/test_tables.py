@@ -79,7 +79,7 @@ def test_dark_knowledge_table_over_seeds(monkeypatch):
 @pytest.mark.parametrize("argv,word", [([], "required"), (["/nonexistent.json"], "nonexistent"), (["tests"], "no results"),
                                        (["results", "--bogus"], "--bogus")])
 def test_bad_input_is_one_line_with_exit_2(argv, word):
-    done = subprocess.run([sys.executable, "tables.py", *argv], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "tools/tables.py", *argv], cwd=ROOT, capture_output=True,
                           text=True)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert word in done.stderr
@@ -339,7 +339,7 @@ def run_tables(tmp_path, runs, *args):
         old.unlink()
     for i, r in enumerate(runs):
         (folder / f"run{i}.json").write_text(json.dumps(r))
-    done = subprocess.run([sys.executable, "tables.py", str(folder), *map(str, args)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "tools/tables.py", str(folder), *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True)
     return done.returncode, done.stdout, done.stderr
 
@@ -474,7 +474,7 @@ README_TABLES = ["results/reproduction", "--study", "results/student_study", "--
 
 
 def test_the_readme_tables_match_the_committed_results_files():
-    done = subprocess.run([sys.executable, "tables.py", *README_TABLES, "--check", "README.md"],
+    done = subprocess.run([sys.executable, "tools/tables.py", *README_TABLES, "--check", "README.md"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "all 8 generated sections match" in done.stdout

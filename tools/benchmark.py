@@ -2,10 +2,10 @@
 buys, what the consistent teacher costs, and how the MLP teacher compares with the usual
 torchvision-transforms + DataLoader pipeline. One command, one machine, one section of tables:
 
-    python benchmark.py --data-dir DIR                             # about 20 minutes on 2 cores
-    python benchmark.py --data-dir DIR --quick --out /tmp/b.json   # a trial, about 2 minutes
-    python benchmark.py --data-dir DIR --write docs/REFERENCE.md   # also update the reference
-    python benchmark.py --table results/benchmark.json --write docs/REFERENCE.md   # re-render a saved run
+    python tools/benchmark.py --data-dir DIR                             # about 20 minutes on 2 cores
+    python tools/benchmark.py --data-dir DIR --quick --out /tmp/b.json   # a trial, about 2 minutes
+    python tools/benchmark.py --data-dir DIR --write docs/REFERENCE.md   # also update the reference
+    python tools/benchmark.py --table results/benchmark.json --write docs/REFERENCE.md   # re-render a saved run
 
 What is measured, each a training epoch through the project's own `train.fit` and
 `distillation.distill` unless said otherwise:
@@ -52,6 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the scripts, one folder up
 import dataset
 import distillation
 import tables
@@ -493,7 +494,7 @@ def markdown(record):
     if "cpu_capability" in record:
         machine += (f" (torch CPU capability {record['cpu_capability']}, "
                     f"{'native' if record['native_bf16'] else 'no native'} bf16)")
-    lines = [f"Measured by `python benchmark.py` on {machine}, {record['threads']} threads, "
+    lines = [f"Measured by `python tools/benchmark.py` on {machine}, {record['threads']} threads, "
              f"torch {record['torch']}, {record['device']}, batch {record['batch_size']}."]
     if record.get("quick"):
         lines.append(f"A `--quick` trial (epochs of {QUICK_IMAGES[0]:,} images): indicative only.")

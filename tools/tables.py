@@ -1,12 +1,12 @@
 r"""Regenerate the README's results tables from the JSON files the scripts wrote.
 
-    python tables.py results/reproduction --models models              # print the tables
-    python tables.py results/reproduction --models models --write README.md
-    python tables.py results/reproduction --study results/student_study --models models \
+    python tools/tables.py results/reproduction --models models              # print the tables
+    python tools/tables.py results/reproduction --models models --write README.md
+    python tools/tables.py results/reproduction --study results/student_study --models models \
         --teacher-study results/teacher_study --cnn results/cnn_and_hints \
         results/reproduction/distilled_model_800_20_lr0.02_s*.json \
         --cost --plots docs --write README.md    # every table of the README made from results files
-    python tables.py ... --write README.md --check     # exit 1 if README's tables are stale
+    python tools/tables.py ... --write README.md --check     # exit 1 if README's tables are stale
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
 so nothing is typed or rounded by hand. A distilled student of seed s learns from the teacher
@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the scripts, one folder up
 import training_params as tp
 
 # (model, architecture, T) -> the paper's test errors (its section 3)

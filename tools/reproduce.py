@@ -1,9 +1,9 @@
 """Every run the README's results tables need, for seeds 1-3, in one command; then the tables.
 
-    python reproduce.py                      # run what is missing on all cores, then the tables
-    python reproduce.py --dry-run            # what would run, and its core-hours
-    python reproduce.py --print | xargs ...  # one command per line, to spread on other machines
-    python reproduce.py --only distilled     # one table row (its teacher runs too)
+    python tools/reproduce.py                      # run what is missing on all cores, then the tables
+    python tools/reproduce.py --dry-run            # what would run, and its core-hours
+    python tools/reproduce.py --print | xargs ...  # one command per line, to spread on other machines
+    python tools/reproduce.py --only distilled     # one table row (its teacher runs too)
 
 The plan is seed-paired: the student of seed S learns from the teacher of seed S. A run whose
 results JSON exists is skipped, an interrupted one is resumed (--resume), the rest run in worker
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: scripts, README
 Row = collections.namedtuple("Row", "name command out results needs minutes")
 
 TEMPERATURES = "1 2 2.5 3 4 6 8 12 20"
@@ -234,7 +234,7 @@ def start(run):
 def tables_command(out_dir, readme):
     """tables.py over the out-dir: the main tables from its JSONs, the CNN table from cnn/ plus
     the MLP-teacher's 800-800 students; into `readme` and the docs/ beside it if given."""
-    words = ["python", os.path.relpath(os.path.join(HERE, "tables.py")), out_dir]
+    words = ["python", os.path.relpath(os.path.join(HERE, "tools", "tables.py")), out_dir]
     if glob.glob(os.path.join(out_dir, "cnn", "*.json")):
         from_mlp_teacher = ROWS["distilled"].out.format(S="[0-9]*") + ".json"
         words += ["--cnn", os.path.join(out_dir, "cnn"),

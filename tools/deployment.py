@@ -1,8 +1,8 @@
 """Size and speed of the shipped models: the deployment argument for distillation, measured.
 
-    python deployment.py models                       # measure every models/*.pt, print the table
-    python deployment.py models --write README.md     # also put the table into the README
-    python deployment.py --table results/deployment.json --write README.md   # re-render a saved run
+    python tools/deployment.py models                       # measure every models/*.pt, print the table
+    python tools/deployment.py models --write README.md     # also put the table into the README
+    python tools/deployment.py --table results/deployment.json --write README.md   # re-render a saved run
 
 For each checkpoint: parameters, checkpoint bytes, multiply-adds of one image's forward pass
 (`layers.multiply_adds`), CPU latency of one image (batch 1) and throughput at batch 1000, each
@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the scripts, one folder up
 import checkpoint
 import cli
 import layers
@@ -75,7 +76,7 @@ def measure_all(folder, threads, repeats):
 
 
 def markdown(record):
-    lines = [f"Measured by `python deployment.py {record.get('folder', 'models')}` on {record['hardware']}, "
+    lines = [f"Measured by `python tools/deployment.py {record.get('folder', 'models')}` on {record['hardware']}, "
              f"{record['threads']} thread{'s' if record['threads'] > 1 else ''}, torch "
              f"{record['torch']}: median of {record['repeats']} timed runs each.", "",
              "| checkpoint | dataset | net | parameters | checkpoint size | multiply-adds / image "
