@@ -29,6 +29,12 @@ class UsageError(Exception):
 
 class Diverged(Exception):
     """The run blew up: a non-finite loss, or a finite one that undid the training."""
+    kind = "diverged"
+
+
+class NeverLearned(Diverged):
+    """The run never learned: still at chance after its first epoch, or a hidden layer dead."""
+    kind = "never learned"
 
 
 class Interrupted(Exception):
@@ -49,7 +55,7 @@ def report_errors(main):
             print(f"{prog}: error: {e}", file=sys.stderr)
             sys.exit(2)
         except Diverged as e:
-            print(f"{prog}: diverged: {e}", file=sys.stderr)
+            print(f"{prog}: {e.kind}: {e}", file=sys.stderr)
             sys.exit(3)
         except Interrupted as e:
             words = ["python", *sys.argv] if argv is None else ["python", prog, *argv]

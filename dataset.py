@@ -135,24 +135,27 @@ def draw_shifts(n, max_shift, generator):
     return torch.randint(0, width * width, (n,), generator=generator)
 
 
-def shift(images, codes, max_shift, shape):
-    """Each image shifted by its code's (dy, dx) (see `draw_shifts`), zero fill.
+def shift(images, codes, max_shift, shape, order=None):
+    """Each image shifted by its code's (dy, dx) (see `draw_shifts`), zero fill; with `order`,
+    images[order] (code i for images[order[i]]).
 
     Batched: the images sharing a shift are gathered, shifted and put back in one op each, so an
     epoch costs (2 max_shift + 1)^2 tensor ops, not one per image."""
-    (c, h, w), n, s, width = shape, len(images), max_shift, 2 * max_shift + 1
-    source = images.view(n, c, h, w)
-    order = codes.argsort().to(images.device)
-    out = torch.empty_like(source)  # every image belongs to exactly one shift
+    (c, h, w), s, width = shape, max_shift, 2 * max_shift + 1
+    n = len(codes)
+    source = images.view(len(images), c, h, w)
+    by_code = codes.argsort().to(images.device)
+    out = torch.empty((n, c, h, w), dtype=images.dtype, device=images.device)
     start = 0
     for code, count in enumerate(torch.bincount(codes, minlength=width * width).tolist()):
         dy, dx = code // width - s, code % width - s
-        rows = order[start:start + count]
+        rows = by_code[start:start + count]
         start += count
         # output pixel (r, c) is input pixel (r - dy, c - dx); zero where that is outside
         block = torch.zeros((count, c, h, w), dtype=images.dtype, device=images.device)
         block[:, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = source.index_select(
-            0, rows)[:, :, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            0, rows if order is None else order[rows])[:, :, max(-dy, 0):h + min(-dy, 0),
+                                                       max(-dx, 0):w + min(-dx, 0)]
         out.index_copy_(0, rows, block)
     return out.view(n, -1)
 
@@ -174,15 +177,19 @@ def mirror(images, mirrored, shape):
     return out.view(len(images), -1)
 
 
-def augment(images, generator, max_shift, mirror_half, views=False):
+def augment(images, generator, max_shift, mirror_half, views=False, order=None):
     """The training-time augmentation: shifts (crops), then flips where the dataset has them.
     `views`: also return each image's view index (see `view_count`), which says exactly which
-    shift and flip it got, so cached per-view teacher logits can be looked up."""
+    shift and flip it got, so cached per-view teacher logits can be looked up. `order`: the
+    epoch's order of `images`; the result is images[order] augmented, gathered in the same pass
+    as the shifts (one copy of the data, not two)."""
     shape = image_shape(images.shape[1])
-    n = len(images)
+    n = len(images) if order is None else len(order)
     codes = draw_shifts(n, max_shift, generator) if max_shift else torch.zeros(n, dtype=torch.long)
     if max_shift:
-        images = shift(images, codes, max_shift, shape)
+        images = shift(images, codes, max_shift, shape, order)
+    elif order is not None:
+        images = images[order]
     mirrored = draw_mirrors(n, generator) if mirror_half else torch.zeros(n, dtype=torch.bool)
     if mirror_half:
         images = mirror(images, mirrored, shape)

@@ -98,9 +98,11 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
     epochs = epochs or params.distill_epochs
     net, cached = student, None
     loss_of_logits = loss or logit_loss(params.T, params.alpha)
+    suspect = "--lr"  # what a run that never learns names as the likely cause
     if hint is not None and hint.stages == 1:
         net = hints.Hinted(student, hints.regressor_of(student, teacher, hint, images.device))
         loss = hints.one_stage_loss(teacher, hint, loss_of_logits)
+        suspect = f"--hint-weight {hint.weight:g} (or --lr)"
     else:
         cached = teacher_logits
         if cached is None and not params.teacher_dropout:
@@ -112,7 +114,7 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
                      epochs=epochs, lr=params.distill_lr, seed=seed,
                      batch_loss=loss, jitter=jitter, flip=flip, max_steps=max_steps,
                      checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
-                     val_set=val_set, batch_size=params.distill_batch_size)
+                     val_set=val_set, batch_size=params.distill_batch_size, suspect=suspect)
 
 
 def make_distill_parser(doc, sweep=True):

@@ -146,7 +146,8 @@ def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, 
                          lr=params.distill_lr, seed=seed, batch_loss=first_stage_loss(
                              teacher, hint), jitter=jitter, flip=flip, max_steps=max_steps,
                          checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
-                         val_set=val_set, batch_size=params.distill_batch_size)
+                         val_set=val_set, batch_size=params.distill_batch_size,
+                         suspect=None)  # its output layer stays untrained: errors near chance
     finally:
         for p in frozen:
             p.requires_grad_(True)

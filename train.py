@@ -19,7 +19,7 @@ import dataset
 import layers
 import records
 import training_params as tp
-from cli import Diverged, Interrupted
+from cli import Diverged, Interrupted, NeverLearned
 from checkpoint import interrupt_after_step
 from layers import build, describe, evaluate
 from records import format_seconds
@@ -55,7 +55,8 @@ def set_momentum(optimizer, params, epoch):
 
 
 def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitter=0, flip=False,
-        max_steps=None, checkpoints=None, warmup_steps=0, val_set=None, batch_size=None):
+        max_steps=None, checkpoints=None, warmup_steps=0, val_set=None, batch_size=None,
+        suspect="--lr"):
     """Train `net` for `epochs` epochs at peak rate `lr` in minibatches of `batch_size`
     (default params.batch_size); returns (history, timing).
 
@@ -68,7 +69,9 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     first Ctrl-C, and a resumed run continues bit for bit where it stopped.
     `warmup_steps`: optimizer steps of linear lr rise (at most a quarter of the run).
     `jitter`, `flip`: each epoch's images shifted by up to `jitter` px (and half of them
-    mirrored), see `dataset.augment`. With `params.ema` the averaged net is evaluated and
+    mirrored), see `dataset.augment`. A fresh run that never learns stops (NeverLearned, see
+    `never_learned`) naming `suspect` as the likely cause; None: no such check (a stage that
+    leaves the output layer untrained). With `params.ema` the averaged net is evaluated and
     returned; each epoch also records the raw net's `raw_test_errors` (`raw_val_errors`), which
     are exactly those of the same run without averaging (averaging never touches training)."""
     optimizer = make_optimizer(net, params, lr)
@@ -85,6 +88,10 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
          state["loss_total"].to(train_set[1].device)) if state else
         (0, 0, [], 0.0, 0.0, torch.zeros((), device=train_set[1].device)))
     started, steps_here = time.perf_counter(), 0  # for the ETA: steps taken by this process
+    untrained = None  # a fresh run's errors before training, if its first epoch is to be judged
+    if (suspect and not state and max_steps is None  # a full epoch, not a dry run's 10 steps
+            and len((val_set or test_set)[1]) >= MIN_WATCHED):
+        untrained = kept_errors(net, val_set or test_set, train_set[1])[0]  # raw net: an average lags
     with interrupt_after_step() as interrupted:
         for epoch in range(first_epoch, epochs):
             tick = time.perf_counter()
@@ -92,8 +99,9 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
             set_momentum(optimizer, params, epoch)
             epoch_start_rng = generator.get_state()  # a resume redoes this epoch's shuffle and jitter
             order = dataset.permutation(n, generator, train_set[1].device)
-            images, labels = train_set[0][order], train_set[1][order]
-            images, extra = augment_with_targets(images, train_set[2], order, generator, jitter, flip)
+            labels = train_set[1][order]
+            images, extra = augment_with_targets(train_set[0], train_set[2], order, generator,
+                                                 jitter, flip)
             for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
                 if step == steps:
                     break
@@ -106,6 +114,8 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                 loss.backward()
                 optimizer.step()
                 net.apply_max_norm()
+                if suspect and epoch == 0 and step + 1 == min(steps, DEAD_CHECK_STEP):
+                    stop_if_dead(net, x, step + 1, suspect)
                 if average is not None:
                     update_average(average, net, params.ema)
                 total += loss.detach() * len(y)  # stays on the device: no sync per step
@@ -136,6 +146,8 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                 raise Diverged(f"{problem} in epoch {epoch + 1}"
                                f"{checkpoints.last_good() if checkpoints else ''}; "
                                "start again with a lower --lr")
+            if untrained is not None and epoch == 0:
+                stop_if_never_learned(net, val_set or test_set, train_set[1], suspect, untrained)
             history.append(entry)
             seen = (epoch + 1) * min(n, steps * bs)
             eta = (time.perf_counter() - started) / steps_here * steps * (epochs - epoch - 1)
@@ -155,13 +167,13 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
 
 
 def augment_with_targets(images, extra, order, generator, jitter, flip):
-    """The epoch's augmented `images` (already in the epoch's `order`) and their per-example
-    `extra` in that order: a per-view cache (N, views, classes) of teacher logits gives each
-    image the logits of the very view it got (looked up, not shuffled whole)."""
+    """The epoch's augmented `images`, in the epoch's `order`, and their per-example `extra` in
+    that order: a per-view cache (N, views, classes) of teacher logits gives each image the
+    logits of the very view it got (looked up, not shuffled whole)."""
     if extra is None or extra.dim() != 3:
-        return (dataset.augment(images, generator, jitter, flip),
+        return (dataset.augment(images, generator, jitter, flip, order=order),
                 None if extra is None else extra[order])
-    images, views = dataset.augment(images, generator, jitter, flip, views=True)
+    images, views = dataset.augment(images, generator, jitter, flip, views=True, order=order)
     return images, extra[order, views]
 
 
@@ -202,6 +214,64 @@ def blow_up(history, entry, watched_count):
     if entry[key] >= NEAR_CHANCE * watched_count and fewest < 0.5 * watched_count:
         return f"{entry[key]} of {watched_count} watched images wrong, back near chance"
     return None
+
+
+DEAD_CHECK_STEP = 50  # hidden units are checked for life after this many steps of a fresh run
+
+
+@torch.no_grad()
+def dead_layer(net, images):
+    """The name of the first hidden layer or conv stage of `net` whose every unit outputs 0 on
+    every one of `images` (eval mode), or None. A dead ReLU gets no gradient: a layer of them
+    never comes back, and the net predicts one class whatever it sees."""
+    net = getattr(net, "student", net)  # a hints.Hinted student
+    was = net.training
+    net.eval()
+    features = net.forward_features(images)[1]
+    net.train(was)
+    return next((name for name, f in features.items() if not f.any()), None)
+
+
+def stop_if_dead(net, images, steps_taken, suspect):
+    layer = dead_layer(net, images)
+    if layer is not None:
+        raise NeverLearned(f"every unit of {layer} outputs 0 after {steps_taken} steps (dead "
+                           f"ReLUs get no gradient, so it never recovers); the likely cause is "
+                           f"too large a step: lower {suspect}")
+
+
+def never_learned(net, watched_set, train_labels, untrained=None):
+    """Why `net`, after its first epoch, has learned nothing, or None: on the watched images of
+    the classes it trains on, it is no better than always guessing the commonest of them, or
+    than it was untrained (`untrained`: its errors then, of `kept_errors`)."""
+    errors, count, guess = kept_errors(net, watched_set, train_labels)
+    chance = min(guess, guess if untrained is None else untrained)
+    if errors >= NEVER_LEARNED * chance:
+        return (f"{errors} of {count} watched images wrong after the first epoch, no better than "
+                f"always guessing one class ({guess} wrong)" + (
+                    "" if untrained is None else f" or than the untrained net ({untrained})"))
+    return None
+
+
+NEVER_LEARNED = 0.95  # errors at this fraction of chance's, or more, after epoch 1
+MIN_WATCHED = 1000  # fewer watched images cannot tell a slow start from chance (a tiny test set)
+
+
+def kept_errors(net, watched_set, train_labels):
+    """(errors, count) on the watched images of the classes in `train_labels`, and the errors
+    of always guessing the commonest of them."""
+    images, labels = watched_set
+    kept = torch.isin(labels, torch.unique(train_labels))
+    errors = evaluate(net, images[kept], labels[kept])[0]
+    count = int(kept.sum())
+    return errors, count, count - int(torch.bincount(labels[kept]).max())
+
+
+def stop_if_never_learned(net, watched_set, train_labels, suspect, untrained):
+    problem = never_learned(net, watched_set, train_labels, untrained)
+    if problem:
+        raise NeverLearned(f"{problem}; the likely cause is {suspect} (too large a step, or a "
+                           "term that swamps the loss): lower it")
 
 
 @cli.report_errors

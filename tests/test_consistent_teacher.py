@@ -21,6 +21,17 @@ def test_each_image_gets_the_view_its_index_names():
         assert torch.equal(dataset.view_of(images[i:i + 1], int(views[i]), 2), shifted[i:i + 1])
 
 
+def test_the_epoch_order_gathered_with_the_shifts_is_the_order_then_the_shifts():
+    images = torch.randint(0, 256, (60, 784), dtype=torch.uint8)
+    order = torch.randperm(60, generator=torch.Generator().manual_seed(3))
+    for shift, flip in ((2, False), (2, True), (0, True), (0, False)):
+        fused = dataset.augment(images, torch.Generator().manual_seed(5), shift, flip, views=True,
+                                order=order)
+        apart = dataset.augment(images[order], torch.Generator().manual_seed(5), shift, flip,
+                                views=True)
+        assert all(torch.equal(a, b) for a, b in zip(fused, apart)), (shift, flip)
+
+
 def test_view_zero_is_the_largest_shift_up_and_left_and_the_flip_mirrors():
     image = torch.zeros(1, 784, dtype=torch.uint8)
     image.view(28, 28)[10, 12] = 255
@@ -39,7 +50,7 @@ def test_cached_logits_equal_the_live_teacher_on_the_same_shifted_batch(trained)
     assert cache.shape == (len(images), 25, 10)
     generator = torch.Generator().manual_seed(7)
     order = torch.randperm(len(images), generator=generator)
-    shifted, looked_up = train.augment_with_targets(images[order], cache, order, generator, 2, False)
+    shifted, looked_up = train.augment_with_targets(images, cache, order, generator, 2, False)
     with torch.no_grad():
         live = torch.cat([teacher(shifted[i:i + 100]) for i in range(0, len(images), 100)])
     assert not torch.equal(shifted, images)

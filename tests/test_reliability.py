@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import dataset
+import layers
 import checkpoint
 import cli
 import train
@@ -304,3 +305,75 @@ def test_a_two_stage_hint_run_killed_in_its_second_stage_resumes_to_the_same_stu
     assert len(read_json(out)["first_stage_history"]) == 2
     assert sorted(os.listdir(tmp_path)) == ["cnn_teacher.json", "cnn_teacher.pt", "reference",
                                             "student.json", "student.pt"]
+
+
+def test_a_run_whose_units_die_stops_naming_the_lr(tiny_mnist, tmp_path):
+    # the 2012 recipe's lr 10 killed every ReLU of the teacher in ~20 steps, then ran on at chance
+    out = tmp_path / "dead.pt"
+    done = subprocess.run([sys.executable, "train.py", "--model", "small", "--params", "paper",
+                           "--lr", "1e4", "--epochs", "2", "--hidden", "32", "--data-dir",
+                           tiny_mnist, "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("train.py: never learned: every unit of fc")
+    assert "lower --lr" in done.stderr and not out.exists() and not (tmp_path / "dead.json").exists()
+
+
+def test_a_layer_is_dead_only_if_every_unit_is_zero_on_every_image():
+    net = layers.build({"hidden": [3, 2]})
+    images = torch.rand(5, 784)
+    assert train.dead_layer(net, images) is None
+    with torch.no_grad():
+        net.layers[1].bias.fill_(-1e3)       # fc2 can only output 0 now
+    assert train.dead_layer(net, images) == "fc2"
+    with torch.no_grad():
+        net.layers[1].bias[1] = 1e3           # one unit alive: the layer lives
+    assert train.dead_layer(net, images) is None
+
+
+def test_never_learned_compares_with_always_guessing_one_class():
+    class Guess(torch.nn.Module):  # predicts `answer` for every image
+        classes = 10
+        def __init__(self, answer):
+            super().__init__()
+            self.answer = answer
+        def forward(self, x):
+            return torch.nn.functional.one_hot(self.answer(x), 10).float()
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2] * 1)
+    images = labels.float()[:, None]
+    constant = Guess(lambda x: torch.zeros(len(x), dtype=torch.long))
+    # 4 wrong, as the commonest class guessed: no better than a fixed guess
+    assert "4 of 10 watched images wrong" in train.never_learned(constant, (images, labels), labels)
+    right = Guess(lambda x: x[:, 0].long())
+    assert train.never_learned(right, (images, labels), labels) is None
+    # trained on 1s and 2s only (a 7s-and-8s student, say): judged on those classes' images only
+    ones_right = Guess(lambda x: torch.ones(len(x), dtype=torch.long))
+    assert train.never_learned(ones_right, (images, labels), torch.tensor([1, 2])) is not None
+    assert train.never_learned(right, (images, labels), torch.tensor([1, 2])) is None
+    # no better than it was untrained (an easy dataset: a random net beats a fixed guess)
+    half = Guess(lambda x: torch.where(x[:, 0] < 1, 0, 2))  # 3 wrong (the 1s)
+    assert train.never_learned(half, (images, labels), labels) is None
+    assert "or than the untrained net (3)" in train.never_learned(half, (images, labels), labels, 3)
+
+
+@pytest.fixture(scope="module")
+def mnist_1000(tmp_path_factory):  # enough test images to tell chance from a slow start
+    from conftest import write_mnist
+    return write_mnist(str(tmp_path_factory.mktemp("mnist_1000")), n_train=400, n_test=1000)
+
+
+def test_a_run_still_at_chance_after_its_first_epoch_stops(mnist_1000, tmp_path):
+    done = subprocess.run([sys.executable, "train.py", "--model", "small", "--lr", "1e-9",
+                           "--epochs", "3", "--hidden", "32", "--data-dir", mnist_1000, "--out",
+                           str(tmp_path / "slow.pt")], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 3 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("train.py: never learned: ")
+    assert "watched images wrong after the first epoch, no better than always guessing one class" \
+        in done.stderr and "or than the untrained net" in done.stderr and "the likely cause is --lr" in done.stderr
+    assert not (tmp_path / "slow.json").exists() and "epoch    2/3" not in done.stdout
+
+
+def test_a_healthy_short_run_is_not_stopped(mnist_1000, tmp_path):
+    record = train.main(["--model", "small", "--epochs", "1", "--hidden", "32", "--batch-size",
+                         "50", "--data-dir", mnist_1000, "--out", str(tmp_path / "ok.pt")])
+    assert record["epochs"] == 1 and record["test_errors"] < 0.95 * 900
