@@ -185,7 +185,7 @@ def check_common(args, params):
         raise UsageError(f"--out must end in .pt, got {args.out!r}")
     if args.hidden is not None and min(args.hidden) < 1:
         raise UsageError(f"--hidden widths must be >= 1, got {args.hidden}")
-    check_holdout(args.holdout)
+    check_holdout(args.holdout, args.dataset)
     if not (math.isfinite(args.subset) and 0 < args.subset <= 1):
         raise UsageError(f"--subset must be a fraction in (0, 1], got {args.subset}")
     classes = dataset.DATASETS[args.dataset].classes
@@ -220,9 +220,10 @@ def check_architecture(args):
                          "to nothing; use fewer --channels")
 
 
-def check_holdout(n):
-    if not 0 <= n < 60000:
-        raise UsageError(f"--holdout must be in [0, 60000), got {n}")
+def check_holdout(n, name="mnist"):
+    total = dataset.DATASETS[name].train_count
+    if not 0 <= n < total:
+        raise UsageError(f"--holdout must be in [0, {total}) for {name}, got {n}")
 
 
 def resolve_device(name):

@@ -18,7 +18,8 @@ import torch
 class Info:
     """What the scripts need to know of a dataset: torchvision's class and folder, the image
     shape, the classes, the per-channel pixel mean and std (of the training images in [0, 1]),
-    and its augmentation (shifts of up to `jitter` px with zero fill; `flip`: mirror half)."""
+    and its augmentation (shifts of up to `jitter` px with zero fill; `flip`: mirror half), and
+    how many training images it has."""
     torchvision_class: str
     folder: str               # under --data-dir, where torchvision keeps the files
     shape: tuple              # (channels, height, width)
@@ -27,17 +28,19 @@ class Info:
     std: tuple
     jitter: int
     flip: bool
+    train_count: int
 
 
 DATASETS = {
-    "mnist": Info("MNIST", os.path.join("MNIST", "raw"), (1, 28, 28), 10, (0.1307,), (0.3081,), 2, False),
+    "mnist": Info("MNIST", os.path.join("MNIST", "raw"), (1, 28, 28), 10, (0.1307,), (0.3081,), 2,
+                  False, 60000),
     "fashion-mnist": Info("FashionMNIST", os.path.join("FashionMNIST", "raw"), (1, 28, 28), 10,
-                          (0.2860,), (0.3530,), 2, False),
+                          (0.2860,), (0.3530,), 2, False, 60000),
     # 4 px crop of the zero-padded image (= a shift of up to 4 px) and horizontal flips
     "cifar10": Info("CIFAR10", "cifar-10-batches-py", (3, 32, 32), 10,
-                    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 4, True),
+                    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 4, True, 50000),
     "cifar100": Info("CIFAR100", "cifar-100-python", (3, 32, 32), 100,
-                     (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 4, True),
+                     (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 4, True, 50000),
 }
 SIDE = 28  # MNIST's
 
@@ -121,14 +124,6 @@ def random_subset(images, labels, fraction, seed):
     return images[keep], labels[keep]
 
 
-def jitter(images, max_shift, generator, shape=(1, SIDE, SIDE)):
-    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift]^2, zero fill
-    (for CIFAR, the usual random crop of the image padded by max_shift px)."""
-    if max_shift == 0:
-        return images
-    return shift(images, draw_shifts(len(images), max_shift, generator), max_shift, shape)
-
-
 def draw_shifts(n, max_shift, generator):
     """One shift code per image, (dy + s) * (2s + 1) + (dx + s) for s = max_shift."""
     width = 2 * max_shift + 1
@@ -158,11 +153,6 @@ def shift(images, codes, max_shift, shape, order=None):
                                                        max(-dx, 0):w + min(-dx, 0)]
         out.index_copy_(0, rows, block)
     return out.view(n, -1)
-
-
-def flip(images, generator, shape):
-    """Mirror a random half of the images left to right (each image by its own coin)."""
-    return mirror(images, draw_mirrors(len(images), generator), shape)
 
 
 def draw_mirrors(n, generator):
@@ -217,12 +207,6 @@ def image_shape(pixels):
     if pixels not in shapes:
         raise ValueError(f"no dataset has images of {pixels} values")
     return shapes[pixels]
-
-
-def shuffled(tensors, generator):
-    """The same random permutation applied to every tensor (None entries pass through)."""
-    order = permutation(len(tensors[0]), generator, tensors[0].device)
-    return [None if t is None else t[order] for t in tensors]
 
 
 def permutation(n, generator, device):

@@ -31,9 +31,7 @@ import records
 import train
 import training_params as tp
 from layers import describe
-from losses import distillation_loss  # noqa: F401 (its home was here: the old import works)
 
-DEFAULT_TEACHER = cli.DEFAULT_TEACHER
 DKD_DEFAULTS = {"dkd_alpha": 1.0, "dkd_beta": 8.0}  # mdistiller's (the DKD authors' code) CIFAR-100 ones
 
 
@@ -130,7 +128,7 @@ def make_distill_parser(doc, sweep=True):
                             help=f"temperature (default: the recipe's, {local.T:g})")
     parser.add_argument("--alpha", type=float,
                         help=f"weight of the soft term (default: the recipe's, {local.alpha:g})")
-    parser.add_argument("--teacher", default=DEFAULT_TEACHER,
+    parser.add_argument("--teacher", default=cli.DEFAULT_TEACHER,
                         help="teacher checkpoint (default: %(default)s)")
     return parser
 

@@ -10,6 +10,7 @@ shift repairs: +3.5 on class 3 (--omit 3) or -7.6 on classes 7 and 8 (--only 7 8
 chosen there on the test set. This script also chooses a shift without any test image (see
 `frequency_matched_shift`) and, for comparison, trains a small net on hard labels with the same
 classes removed. Writes the student, the baseline and each shifted copy as checkpoints + JSON.
+--epochs, --lr and --batch-size set both runs, the student and the hard-label baseline.
 """
 import copy
 import math
@@ -130,8 +131,10 @@ def parse_args(argv):
     args, runs = distillation.parse_distill_args(make_parser(), argv)
     if args.epochs is not None:  # --epochs is the length of both runs, student and baseline
         runs[0].epochs = args.epochs
-    if args.batch_size is not None:  # ... and --batch-size their minibatch
+    if args.batch_size is not None:  # ... --batch-size their minibatch
         runs[0].batch_size = args.batch_size
+    if args.lr is not None:  # ... and --lr their peak learning rate
+        runs[0].lr = args.lr
     if args.bias_shift is not None and not math.isfinite(args.bias_shift):
         raise cli.UsageError(f"--bias-shift must be a finite number, got {args.bias_shift}")
     if not args.omit and not args.only:

@@ -161,7 +161,7 @@ def regressor_of(student, teacher, hint, device):
 
 
 def add_hint_flags(parser):
-    group = parser.add_argument_group("hints (feature distillation, FitNets; see py)")
+    group = parser.add_argument_group("hints (feature distillation, FitNets; see hints.py)")
     group.add_argument("--hint-weight", type=float, metavar="B",
                        help="add B x the hint loss: 1/2 x the sum of squared differences of the "
                             "regressed student feature (1x1 conv or linear, then ReLU) and the "
@@ -191,7 +191,7 @@ def hint_of(args, config, teacher, epochs):
                                  "--hint-weight above 0")
         return None
     if not (math.isfinite(weight) and weight > 0):
-        raise cli.UsageError(f"--hint-weight must be a finite number >= 0, got {weight}")
+        raise cli.UsageError(f"--hint-weight must be a finite number > 0 (0: no hint), got {weight}")
     student = layers.build(config)
     names = args.hint_layers or default_layers(student, teacher)
     for net, name, who in ((student, names[0], "student"), (teacher, names[1], "teacher")):

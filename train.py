@@ -150,7 +150,8 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
                 stop_if_never_learned(net, val_set or test_set, train_set[1], suspect, untrained)
             history.append(entry)
             seen = (epoch + 1) * min(n, steps * bs)
-            eta = (time.perf_counter() - started) / steps_here * steps * (epochs - epoch - 1)
+            per_step = (time.perf_counter() - started) / steps_here if steps_here else 0.0  # 0:
+            eta = per_step * steps * (epochs - epoch - 1)  # resumed after an epoch's last step
             val = f" | val errors {entry['val_errors']:5d}" if val_set is not None else ""
             print(f"epoch {epoch + 1:4d}/{epochs} | loss {mean_loss:.4f}{val} | test errors "
                   f"{entry['test_errors']:5d} ({100 * entry['test_errors'] / len(test_set[1]):.2f}%)"

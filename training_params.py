@@ -104,7 +104,8 @@ HELP = {
     "dampening": "1: v <- p v + (1 - p) g, the 2012 damped momentum",
     "nesterov": "1: Nesterov momentum",
     "init_std": "weights ~ N(0, std) and zero biases; 0 = PyTorch's default init",
-    "standardize": "1: the net standardizes its pixels with MNIST's mean and std",
+    "standardize": "1: the net standardizes its pixels with its dataset's per-channel mean and "
+                   "std",
     "dropout_input": "input dropout (the teacher's; other nets only when given)",
     "dropout_hidden": "hidden dropout (the teacher's; other nets only when given)",
     "max_norm": "bound on each hidden unit's incoming weight norm, 0 = none "

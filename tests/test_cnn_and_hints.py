@@ -59,7 +59,8 @@ def test_per_channel_standardization_by_hand():
 
 def test_color_jitter_shifts_all_channels_alike_and_flip_mirrors():
     images = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, -1) % 200 + 1
-    shifted = dataset.jitter(images, 1, torch.Generator().manual_seed(3), (3, 4, 4)).view(2, 3, 4, 4)
+    codes = dataset.draw_shifts(2, 1, torch.Generator().manual_seed(3))
+    shifted = dataset.shift(images, codes, 1, (3, 4, 4)).view(2, 3, 4, 4)
     original = images.view(2, 3, 4, 4)
     for i in range(2):  # one (dy, dx) per image: find it on channel 0, check channels 1 and 2
         matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
@@ -69,7 +70,8 @@ def test_color_jitter_shifts_all_channels_alike_and_flip_mirrors():
         for c in (1, 2):
             assert torch.equal(shift_by_hand(original[i, c], dy, dx), shifted[i, c])
     many = torch.arange(400 * 3 * 2 * 2, dtype=torch.int64).remainder(251).to(torch.uint8).view(400, -1)
-    flipped = dataset.flip(many, torch.Generator().manual_seed(0), (3, 2, 2)).view(400, 3, 2, 2)
+    coins = dataset.draw_mirrors(400, torch.Generator().manual_seed(0))
+    flipped = dataset.mirror(many, coins, (3, 2, 2)).view(400, 3, 2, 2)
     mirrored = [torch.equal(f, m.view(3, 2, 2).flip(2)) for f, m in zip(flipped, many)]
     unchanged = [torch.equal(f, m.view(3, 2, 2)) for f, m in zip(flipped, many)]
     assert all(a or b for a, b in zip(mirrored, unchanged)) and 150 < sum(mirrored) < 250
@@ -165,7 +167,7 @@ def test_hint_gradient_reaches_only_the_student_and_the_regressor():
     student = layers.CNN(channels=[3, 4], kernel=3, hidden=[5])
     hint = hints.Hint(1.0, "stage2", "stage2")
     hinted = hints.Hinted(student, hints.make_regressor((4, 7, 7), (8, 7, 7)))
-    loss_of = hints.one_stage_loss(teacher.eval(), hint, lambda s, t, y: distillation.distillation_loss(
+    loss_of = hints.one_stage_loss(teacher.eval(), hint, lambda s, t, y: losses.distillation_loss(
         s, t, y, 4.0, 0.9))
     x, y = torch.randint(0, 256, (8, 784), dtype=torch.uint8), torch.randint(0, 10, (8,))
     loss_of(hinted, x, y, None).backward()
@@ -237,7 +239,7 @@ def test_bad_input_of_the_new_flags_is_one_line_and_writes_nothing(trained, tmp_
             (["--arch", "cnn", "--kernel", "4"], ["odd"]),
             (["--arch", "cnn", "--channels", "4", "4", "4", "4", "4", "4"], ["to nothing"]),
             (["--dataset", "cifar10"], ["takes 784 pixels", "3x32x32"]),
-            (student + ["--hint-weight", "-1"], ["--hint-weight"]),
+            (student + ["--hint-weight", "-1"], ["--hint-weight must be a finite number > 0 (0: no hint)"]),
             (student + ["--hint-weight", "nan"], ["--hint-weight"]),
             (student + ["--hint-weight", "1", "--hint-layers", "stage3", "stage2"], ["no feature 'stage3'"]),
             (student + ["--hint-weight", "1", "--hint-layers", "stage1", "stage2"], ["sizes differ"]),
@@ -380,3 +382,9 @@ def test_bad_method_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_pat
                                                  trained["teacher"], "--out", out, *argv],
                      *words, out=out)
     assert os.listdir(tmp_path) == []
+
+
+def test_the_hint_flags_say_where_hints_live():
+    parser = distillation.make_distill_parser("")
+    hints.add_hint_flags(parser)
+    assert "FitNets; see hints.py)" in parser.format_help()

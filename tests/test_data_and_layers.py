@@ -22,7 +22,7 @@ def shifted(image, dy, dx):
 
 def test_jitter_is_a_shift_of_at_most_two_pixels():
     images = torch.rand(500, 784)
-    out = dataset.jitter(images, 2, torch.Generator().manual_seed(0)).numpy().reshape(-1, 28, 28)
+    out = dataset.augment(images, torch.Generator().manual_seed(0), 2, False).numpy().reshape(-1, 28, 28)
     seen = set()
     for image, result in zip(images.numpy().reshape(-1, 28, 28), out):
         matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
@@ -35,9 +35,9 @@ def test_jitter_is_a_shift_of_at_most_two_pixels():
 
 def test_jitter_zero_is_identity_and_seeded():
     images = torch.rand(50, 784)
-    assert dataset.jitter(images, 0, torch.Generator()) is images
-    a = dataset.jitter(images, 2, torch.Generator().manual_seed(5))
-    b = dataset.jitter(images, 2, torch.Generator().manual_seed(5))
+    assert dataset.augment(images, torch.Generator(), 0, False) is images
+    a = dataset.augment(images, torch.Generator().manual_seed(5), 2, False)
+    b = dataset.augment(images, torch.Generator().manual_seed(5), 2, False)
     assert torch.equal(a, b)
 
 
@@ -65,8 +65,9 @@ def test_random_subset_is_seeded_and_a_subset():
 
 def test_batches_cover_every_example_once_in_shuffled_order():
     labels = torch.arange(250)
-    x, y, none = dataset.shuffled([labels.float(), labels, None], torch.Generator().manual_seed(0))
-    assert none is None and torch.equal(x.long(), y) and not torch.equal(y, labels)
+    order = dataset.permutation(250, torch.Generator().manual_seed(0), "cpu")
+    x, y = labels.float()[order], labels[order]
+    assert torch.equal(x.long(), y) and not torch.equal(y, labels)
     sizes = [len(b[1]) for b in dataset.batches([x, y, None], 100)]
     assert sizes == [100, 100, 50]
     assert sorted(torch.cat([b[1] for b in dataset.batches([x, y], 100)]).tolist()) == list(range(250))
@@ -243,3 +244,15 @@ def test_adamw_has_no_weight_decay_and_ignores_the_momentum_fields():
     assert tp.check_params(tp.LocalParams(optimizer="adamw", momentum=0.0)) is None
     assert "--optimizer" in tp.check_params(tp.LocalParams(optimizer="adam"))
     assert "--ema" in tp.check_params(tp.LocalParams(ema=1.0))
+
+
+def test_the_holdout_limit_is_each_datasets_own_training_size():
+    assert [dataset.DATASETS[name].train_count for name in ("mnist", "fashion-mnist", "cifar10",
+                                                             "cifar100")] == [60000, 60000, 50000, 50000]
+    cli.check_holdout(55000, "mnist")
+    with pytest.raises(cli.UsageError, match=r"\[0, 50000\) for cifar10"):
+        cli.check_holdout(55000, "cifar10")
+
+
+def test_the_standardize_help_names_no_one_dataset():
+    assert "MNIST's" not in tp.HELP["standardize"] and "its dataset's" in tp.HELP["standardize"]

@@ -109,10 +109,13 @@ def test_end_to_end_without_threes(trained, tmp_path, capsys):
     assert small["variants"]["as trained"]["missing_class_errors"] == threes
 
 
-def test_batch_size_is_that_of_both_runs_like_epochs(trained, tmp_path):
-    _, (student, small) = run(trained, tmp_path, "--batch-size", "40", "--epochs", "1")
+def test_batch_size_and_lr_are_those_of_both_runs_like_epochs(trained, tmp_path):
+    _, (student, small) = run(trained, tmp_path, "--batch-size", "40", "--epochs", "1", "--lr",
+                              "0.015")
     assert student["params"]["distill_batch_size"] == small["params"]["batch_size"] == 40
     assert student["epochs"] == small["epochs"] == 1
+    assert student["params"]["distill_lr"] == small["params"]["lr"] == 0.015
+    assert "--epochs, --lr and --batch-size set both runs" in no3.make_parser().format_help()
 
 
 def garbage_test_set(root, n=100):

@@ -377,3 +377,31 @@ def test_a_healthy_short_run_is_not_stopped(mnist_1000, tmp_path):
     record = train.main(["--model", "small", "--epochs", "1", "--hidden", "32", "--batch-size",
                          "50", "--data-dir", mnist_1000, "--out", str(tmp_path / "ok.pt")])
     assert record["epochs"] == 1 and record["test_errors"] < 0.95 * 900
+
+
+def test_ctrl_c_on_an_epochs_last_step_resumes(tiny_mnist, tmp_path):
+    # the state saved after an epoch's last step (step == steps) once made the resume divide by 0
+    train_set, test_set = (dataset.load(tiny_mnist, split) for split in (True, False))
+    params = tp.LocalParams(batch_size=50)  # 400 images: 8 steps an epoch
+
+    def run(out, interrupt_at=None):
+        calls = []
+
+        def loss(net, x, y, extra):
+            calls.append(1)
+            if len(calls) == interrupt_at:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during the step: saved after it
+            return train.hard_label_loss(net, x, y, extra)
+        net = train.init_net({"hidden": [16, 16]}, 1, "cpu")
+        checkpoints = checkpoint.Checkpoints(out, 0, {"test": 1}, resume=interrupt_at is None)
+        return net, train.fit(net, [*train_set, None], test_set, params, epochs=3, lr=0.01,
+                              seed=1, batch_loss=loss, checkpoints=checkpoints)
+
+    reference, (history, _) = run(str(tmp_path / "reference.pt"))
+    out = str(tmp_path / "net.pt")
+    with pytest.raises(cli.Interrupted, match="in epoch 2 after step 8"):
+        run(out, interrupt_at=16)  # the last of epoch 2's 8 steps
+    resumed, (resumed_history, _) = run(out)
+    assert resumed_history == history
+    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(),
+                                                 resumed.state_dict().values()))
