@@ -1,4 +1,5 @@
-"""tables.py: rows grouped over seeds, statistics checked by hand, README block replaced."""
+"""tables.py and study_tables.py: rows grouped over seeds, statistics checked by hand, README block
+replaced, only the paper's own setting compared to the paper, --strict refusing marked rows."""
 import glob
 import json
 import os
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+import study_tables
 import tables
 from conftest import ROOT
 
@@ -60,19 +62,19 @@ def dark_record(seed, errors, on_missing, shift):
 
 def test_dark_knowledge_table_over_seeds(monkeypatch):
     monkeypatch.setattr(tables, "SEEDS", 1)  # the judging, apart from the seed count
-    lines = tables.dark_knowledge_table([dark_record(1, 300, 200, 2.0),
+    lines = study_tables.dark_knowledge_table([dark_record(1, 300, 200, 2.0),
                                          dark_record(2, 310, 180, 3.0)]).splitlines()
     assert len(lines) == 2 + 3
     as_trained, fixed, honest = lines[2:]
     assert "| as trained | 0.00 | 305.0 ± 7.1 (300-310) | 206 |" in as_trained  # same shift: shown once
     assert "| 190.0 ± 14.1 (180-200) of 1010 | 133 | 2 (1, 2) | LocalParams, 30 | MISSED |" in as_trained
     assert fixed.endswith("| LocalParams, 30 | MISSED |") and honest.endswith("| LocalParams, 30 |  |")
-    met = tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
+    met = study_tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
     assert met.endswith("| LocalParams, 30 | met |"), "at most the paper's numbers is met"
     assert "| fixed shift | 3.50 | 205.0 ± 7.1 (200-210) | 109 | 14 of 1010 |" in fixed
     assert "| frequency-matched shift | 2.50 ± 0.71 (2.00-3.00) |" in honest
     monkeypatch.setattr(tables, "SEEDS", 3)
-    pending = tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
+    pending = study_tables.dark_knowledge_table([dark_record(1, 206, 133, 2.0)]).splitlines()[2]
     assert pending.endswith("| LocalParams, 30 | no verdict yet, 1 of 3 seeds |")
 
 
@@ -132,10 +134,10 @@ def test_a_temperature_sweep_becomes_its_own_table_by_T_and_width():
     sweep += [student(1, 500 + int(T), T, 30) for T in (2.5, 4.0, 20.0)]
     main = [student(1, 90, 20.0, 800), record("small", 1, 140)]
     records = sweep + main
-    swept = tables.swept_architectures(records)
+    swept = study_tables.swept_architectures(records)
     assert swept == {"784-300-300-10", "784-30-30-10"}       # 800-800 has one T only
-    assert [r for r in records if not tables.is_sweep(r, swept)] == main
-    lines = tables.sweep_table([r for r in records if tables.is_sweep(r, swept)]).splitlines()
+    assert [r for r in records if not study_tables.is_sweep(r, swept)] == main
+    lines = study_tables.sweep_table([r for r in records if study_tables.is_sweep(r, swept)]).splitlines()
     assert lines[0] == "| T | distilled 784-300-300-10 † | distilled 784-30-30-10 † |"  # one teacher
     # T = 8: seeds 1 and 2 give 118 and 128: mean 123, sample std 7.07; no 30-unit run at T = 8
     assert lines[5] == "| 8 | 123.0 ± 7.1 (118-128), seeds 1,2 |  |"
@@ -165,13 +167,13 @@ def test_models_table_lists_each_checkpoint_with_its_recorded_errors(tmp_path):
     teacher = {**record("teacher", 1, 63, epochs=300), "architecture": "784-1200-1200-10", "jitter": 2}
     (tmp_path / "cumbersome_model_1200.pt").write_bytes(b"weights")
     (tmp_path / "cumbersome_model_1200.json").write_text(json.dumps(teacher))
-    lines = tables.models_table(str(tmp_path)).splitlines()
+    lines = study_tables.models_table(str(tmp_path)).splitlines()
     assert lines[2] == (f"| `{tmp_path}/cumbersome_model_1200.pt` | mnist | teacher 784-1200-1200-10 | 63 | 1 "
                         "| 300 | jitter 2px |")
     assert lines[3].startswith(f"| `{tmp_path}/small_model_800.pt` | mnist | small 784-800-800-10 | 141 | 1 | 30 |")
     (tmp_path / "orphan.pt").write_bytes(b"weights")
     with pytest.raises(SystemExit) as stop:
-        tables.models_table(str(tmp_path))
+        study_tables.models_table(str(tmp_path))
     assert stop.value.code == 2
 
 
@@ -195,7 +197,7 @@ def test_a_temperature_sweep_at_another_batch_size_is_its_own_column():
     runs = [{**record("student", 1, errors, T=T), "architecture": "784-30-30-10",
              "params": {"name": "LocalParams", "distill_batch_size": batch, "distill_lr": 0.02}}
             for T, batch, errors in ((2.0, 50, 240), (2.0, 100, 250), (4.0, 50, 260))]
-    lines = tables.sweep_table(runs).splitlines()
+    lines = study_tables.sweep_table(runs).splitlines()
     assert lines[0] == "| T | distilled 784-30-30-10 † | distilled 784-30-30-10, batch 100 † |"
     assert lines[2] == "| 2 | 240, seeds 1 | 250, seeds 1 |" and lines[3] == "| 4 | 260, seeds 1 |  |"
     assert "784-30-30-10, batch 100: LocalParams" in lines[-1]
@@ -213,11 +215,11 @@ def test_runs_at_different_learning_rates_are_different_rows():
 
 def study_record(seed, val, test, **params):
     return {**record("student", seed, test, T=params.get("T", 20.0), epochs=60), "holdout": 10000,
-            "val_errors": val, "params": {**tables.STUDY_BASE, **params}}
+            "val_errors": val, "params": {**study_tables.STUDY_BASE, **params}}
 
 
 def test_study_rows_name_what_differs_and_rank_by_validation_not_test():
-    lines = tables.study_table([study_record(1, 65, 107), study_record(2, 75, 95),
+    lines = study_tables.study_table([study_record(1, 65, 107), study_record(2, 75, 95),
                                 study_record(1, 72, 90, T=4.0),
                                 study_record(1, 60, 120, distill_lr=0.02, ema=0.999)]).splitlines()
     arms = [line.split(" | ")[0].strip("| ") for line in lines[2:]]
@@ -229,10 +231,10 @@ def test_study_rows_name_what_differs_and_rank_by_validation_not_test():
 def test_study_arms_name_a_teacher_other_than_the_shipped_one():
     shipped = {**study_record(1, 60, 90), "teacher": "models/cumbersome_model_1200.pt"}
     other = {**study_record(1, 50, 80), "teacher": "models/study/teacher_h10k.pt"}
-    assert tables.study_arm(shipped) == "none: the starting recipe"
-    assert tables.study_arm(other) == "teacher teacher_h10k.pt"
+    assert study_tables.study_arm(shipped) == "none: the starting recipe"
+    assert study_tables.study_arm(other) == "teacher teacher_h10k.pt"
     # ranked within each teacher: the other teacher's better val errors do not jump the queue
-    lines = tables.study_table([other, shipped, {**shipped, "val_errors": 70, "seed": 2}])
+    lines = study_tables.study_table([other, shipped, {**shipped, "val_errors": 70, "seed": 2}])
     assert [l.split(" | ")[0] for l in lines.splitlines()[2:]] == [
         "| none: the starting recipe", "| teacher teacher_h10k.pt"]
 
@@ -244,8 +246,8 @@ def test_teacher_arms_are_named_against_the_recipe_the_study_started_from():
                 "holdout": 10000, "val_errors": val,
                 "params": {**tables.tp.as_dict(tables.tp.LocalParams()), "teacher_epochs": 300,
                            **params}}
-    lines = tables.study_table([teacher(1, 30), teacher(2, 34), teacher(1, 25, ema=0.999)],
-                               tables.teacher_arm).splitlines()
+    lines = study_tables.study_table([teacher(1, 30), teacher(2, 34), teacher(1, 25, ema=0.999)],
+                               study_tables.teacher_arm).splitlines()
     assert lines[2].startswith("| ema 0.999 | 25 | 70 | 1 | 300 |")
     assert lines[3].startswith("| none: the starting recipe | 32.0 ± 2.8 (30-34) |")
 
@@ -264,7 +266,7 @@ def test_an_averaged_run_also_gives_the_arm_without_averaging(tmp_path):
                                  raw_test_errors=63),
                     "c": teacher(2, 62, 63)}.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(r))
-    lines = tables.study_table(tables.study_records(str(tmp_path)), tables.teacher_arm).splitlines()
+    lines = study_tables.study_table(study_tables.study_records(str(tmp_path)), study_tables.teacher_arm).splitlines()
     assert lines[2].startswith("| teacher_epochs 600, ema 0.9999 | 62.0 ± 2.8 (60-64) | "
                                "63.5 ± 3.5 (61-66) | 1, 2 |")
     # seed 2's raw errors are run c's: counted once
@@ -311,7 +313,7 @@ def test_cnn_table_pairs_each_student_seed_with_its_hard_label_twin():
     runs = [cnn_run("small", 1, 900), cnn_run("small", 2, 920), cnn_run("small", 3, 910),
             cnn_run("student", 1, 880, **kd), cnn_run("student", 2, 890, **kd), cnn_run("student", 3, 900, **kd),
             cnn_run("student", 1, 870, **hint), cnn_run("student", 2, 885, **hint), cnn_run("student", 3, 880, **hint)]
-    text = tables.cnn_table(runs)
+    text = study_tables.cnn_table(runs)
     kd_row = next(line for line in text.splitlines() if line.endswith("lr 0.03 |") and "T=4 |" in line)
     # per seed: 880-900, 890-920, 900-910 = -20, -30, -10: mean -20, sample std 10
     assert "| 890.0 ± 10.0 (880-900) | 8.90 | -20.0 ± 10.0 (-30--10) | 3 (1, 2, 3) |" in kd_row
@@ -331,16 +333,17 @@ def paired(seed, errors, teacher_seed=None, teacher_epochs=600, **more):
             **more}
 
 
-def run_tables(tmp_path, runs, *args):
-    """tables.main on these records, as files in tmp_path/r: (exit code, stdout, stderr)."""
+def run_tables(tmp_path, runs, *args, paths=None):
+    """tables.py on these records, as files in tmp_path/r (its paths too, unless `paths` says
+    others): (exit code, stdout, stderr)."""
     folder = tmp_path / "r"
     folder.mkdir(exist_ok=True)
     for old in folder.iterdir():
         old.unlink()
     for i, r in enumerate(runs):
         (folder / f"run{i}.json").write_text(json.dumps(r))
-    done = subprocess.run([sys.executable, "tools/tables.py", str(folder), *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "tools/tables.py", *map(str, paths or [folder]),
+                           *map(str, args)], cwd=ROOT, capture_output=True, text=True)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -380,10 +383,10 @@ def test_teachers_of_300_and_600_epochs_split_a_row_and_never_pool(tmp_path):
     assert "600-epoch teacher per seed | 74 | 82.0 ± 2.8 |" in rows[0] + rows[1] + rows[2]
     assert "alpha=0.9 † | 74 | 90.0 (one seed) |" in rows[0] + rows[1] + rows[2]
     sweep = [{**r, "architecture": "784-30-30-10", "T": T} for r in runs[:3] for T in (1.0, 4.0)]
-    head = tables.sweep_table(sweep).splitlines()[0]
+    head = study_tables.sweep_table(sweep).splitlines()[0]
     assert head == ("| T | distilled 784-30-30-10, 300-epoch teacher per seed | "
                     "distilled 784-30-30-10, 600-epoch teacher per seed |")
-    cnn = tables.cnn_table([{**r, "test_count": 10000, "params": {**r["params"], "distill_lr": 0.02}}
+    cnn = study_tables.cnn_table([{**r, "test_count": 10000, "params": {**r["params"], "distill_lr": 0.02}}
                             for r in runs[:4]])
     assert len([l for l in cnn.splitlines() if l.startswith("| mnist | student")]) == 2
     assert "*distilled, T=20, 600-epoch teacher per seed*, makes 11.0 ± 1.4 more" in cnn
@@ -417,7 +420,94 @@ def test_strict_refuses_a_row_whose_students_all_learned_from_one_teacher(tmp_pa
     assert code == 0 and "alpha=0.9 † |" in out and "\n† not seed-paired" in out, err
     code, out, err = run_tables(tmp_path, legacy, "--strict")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "not seed-paired" in err, err
+    assert "run0.json" in err and "run1.json" in err and not out
     assert run_tables(tmp_path, [paired(1, 70), paired(2, 76)], "--strict")[0] == 0
+
+
+def paper_and_other_rows(tmp_path, **other):
+    """The main table made from seeds 1-3 of the small net and of the student, once in the paper's
+    setting and once with `other` (files in tmp_path): {label: (paper, target)} of each row."""
+    runs = []
+    for more in ({}, other):
+        runs += [{**record("small", s, 146 + s), **more} for s in (1, 2, 3)]
+        runs += [{**paired(s, 70 + s), **more} for s in (1, 2, 3)]
+    code, out, err = run_tables(tmp_path, runs)
+    assert code == 0 and "†" not in out and "‡" not in out, err
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in out.splitlines() if line.startswith(("| small", "| distilled"))]
+    rows = {cells[0]: (cells[1], cells[-1]) for cells in rows}
+    assert len(rows) == 4 and rows["small net, hard labels 784-800-800-10"] == ("146", "146 ± 5: met")
+    assert rows["distilled 784-800-800-10, T=20, alpha=0.9, 600-epoch teacher per seed"] == (
+        "74", "≤ 74, below the small net of each seed: met")           # 72 and below 147-149
+    return rows
+
+
+def test_a_fashion_mnist_row_is_not_held_to_the_papers_mnist_number(tmp_path):
+    rows = paper_and_other_rows(tmp_path, dataset="fashion-mnist")
+    assert rows["small net, hard labels 784-800-800-10, fashion-mnist"] == ("", "")
+    assert rows["distilled 784-800-800-10, T=20, alpha=0.9, fashion-mnist, 600-epoch teacher "
+                "per seed"] == ("", "")
+
+
+def test_a_row_with_held_out_images_is_not_held_to_the_papers_number(tmp_path):
+    rows = paper_and_other_rows(tmp_path, holdout=10000)
+    assert rows["small net, hard labels 784-800-800-10, 10000 images held out"] == ("", "")
+    assert rows["distilled 784-800-800-10, T=20, alpha=0.9, 10000 images held out, 600-epoch "
+                "teacher per seed"] == ("", "")
+    # a student of all the images whose teacher held some out is not the paper's either
+    student = paired(1, 70)
+    student["teacher_run"]["holdout"] = 10000
+    [row] = [l for l in tables.table([student]).splitlines() if l.startswith("| distilled")]
+    assert "600-epoch teacher per seed, 10000 held out |  |" in row and row.endswith("|  |")
+
+
+def test_an_averaged_row_is_not_held_to_the_papers_number(tmp_path):
+    rows = paper_and_other_rows(tmp_path, params={"name": "LocalParams", "ema": 0.999})
+    assert rows["small net, hard labels 784-800-800-10, ema 0.999"] == ("", "")
+    assert rows["distilled 784-800-800-10, T=20, alpha=0.9, ema 0.999, 600-epoch teacher per "
+                "seed"] == ("", "")
+
+
+def rows_of_one_table(tables_kind, seeds=(1, 2)):
+    """Seed-paired records of committed code that make one row of this kind of table, and where
+    tables.py must be pointed to put them there."""
+    if tables_kind == "main":
+        return [paired(s, 70 + s) for s in seeds], {}
+    if tables_kind == "temperature sweep":     # one seed at three temperatures: a sweep
+        return [{**paired(1, 100 + int(T)), "architecture": "784-30-30-10", "T": T}
+                for T in (1.0, 4.0, 20.0)], {}
+    if tables_kind == "dark knowledge":
+        return [{**dark_record(s, 300, 200, 2.0), **{k: v for k, v in paired(s, 0).items()
+                                                     if k in ("teacher", "teacher_run", "code_version")}}
+                for s in seeds], {}
+    return ([{**paired(s, 880 + s), "architecture": "cnn s", "dataset": "fashion-mnist",
+              "test_count": 10000, "params": {"name": "LocalParams", "distill_lr": 0.03}}
+             for s in seeds], {"cnn": True})
+
+
+@pytest.mark.parametrize("kind", ["main", "temperature sweep", "dark knowledge", "cnn"])
+@pytest.mark.parametrize("mark", ["dirty", "unpaired"])
+def test_strict_refuses_a_marked_row_of_any_table_in_one_line_naming_its_file(tmp_path, kind, mark):
+    runs, where = rows_of_one_table(kind)
+    paths = None
+    if where:                                  # the CNN table: its runs given to --cnn alone
+        (tmp_path / "main.json").write_text(json.dumps(record("small", 1, 140)))
+        paths = [tmp_path / "main.json", "--cnn", tmp_path / "r"]
+    assert run_tables(tmp_path, runs, "--strict", paths=paths)[0] == 0, "clean rows pass"
+    if mark == "dirty":                        # the last run alone ran uncommitted code
+        runs[-1] = {**runs[-1], "code_version": "abc1234-dirty"}
+    else:                                      # every student learned from one teacher
+        runs = [{**{k: v for k, v in r.items() if k != "teacher_run"}, "teacher": "t.pt"} for r in runs]
+    code, out, err = run_tables(tmp_path, runs, paths=paths)
+    assert code == 0 and {"dirty": "‡", "unpaired": "†"}[mark] in out, err
+    code, out, err = run_tables(tmp_path, runs, "--strict", paths=paths)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out, err
+    assert err.startswith("tables.py: error: --strict: ")
+    assert tables.NOTES[{"dirty": tables.DIRTY, "unpaired": tables.UNPAIRED}[mark]] in err
+    offending = [f"run{len(runs) - 1}.json"] if mark == "dirty" else ["run0.json"]
+    assert all(name in err for name in offending), err
+    if mark == "dirty":
+        assert not any(f"run{i}.json" in err for i in range(len(runs) - 1)), err
 
 
 def test_check_says_whether_the_readme_is_stale_and_writes_nothing(tmp_path):
@@ -495,13 +585,13 @@ def test_dkd_students_never_pool_with_kd_students_and_say_so():
     assert "| 93.0 ± 4.2 | 90-96 | 2 (1, 2) |" in next(r for r in rows if "DKD" not in r)
     assert "| 82.0 ± 2.8 | 80-84 | 2 (1, 2) |" in next(r for r in rows if "NCKD x8" in r)
     assert all(r.split(" | ")[1] == "" for r in rows if "DKD" in r)  # no paper number for DKD
-    cnn = [l for l in tables.cnn_table(runs).splitlines() if "| student" in l]
+    cnn = [l for l in study_tables.cnn_table(runs).splitlines() if "| student" in l]
     assert len(cnn) == 3 and sum("DKD (TCKD x1, NCKD x8)" in l and "82.0 ± 2.8" in l for l in cnn) == 1
     sweep = [{**r, "T": T, "architecture": "784-30-30-10"} for r in runs[:3] for T in (2.0, 4.0)]
-    head = tables.sweep_table(sweep).splitlines()[0]
+    head = study_tables.sweep_table(sweep).splitlines()[0]
     assert head == ("| T | distilled 784-30-30-10 † | distilled 784-30-30-10 by DKD "
                     "(TCKD x1, NCKD x8) † |")
-    assert "by DKD (TCKD x1, NCKD x8)" in tables.study_arm({**runs[2], "holdout": 10000})
+    assert "by DKD (TCKD x1, NCKD x8)" in study_tables.study_arm({**runs[2], "holdout": 10000})
 
 
 def test_hint_runs_of_fitnets_recipe_never_pool_with_the_older_ones():
@@ -514,7 +604,7 @@ def test_hint_runs_of_fitnets_recipe_never_pool_with_the_older_ones():
     assert tables.method(runs[0]) == "distilled, T=4 + hint stage2→stage2 x1, one stage"  # as before
     assert tables.method(runs[1]) == "distilled, T=4 + hint v2 stage1→stage1 x1, one stage"
     assert tables.method(runs[2]) == "distilled, T=4, after 3 epochs of hint v2 stage1→stage1 alone (two stages)"
-    rows = [l for l in tables.cnn_table(runs).splitlines() if "| student" in l]
+    rows = [l for l in study_tables.cnn_table(runs).splitlines() if "| student" in l]
     assert len(rows) == 3 and all("2 (1, 2)" in row for row in rows)
 
 
@@ -537,6 +627,8 @@ def test_recipes_that_differ_in_any_field_never_pool(field, value):
     rows = [l for l in tables.table(base + [other]).splitlines() if l.startswith("| distilled")]
     assert len(rows) == 2
     assert any("| 73.0 ± 4.2 | 70-76 | 2 (1, 2) |" in row for row in rows)
+    [changed] = [row for row in rows if f"alpha=0.9, {field} {value} † |" in row]  # it says so
+    assert changed.split(" | ")[1] == "" and changed.endswith("|  |")       # and is no paper row
     older = record("student", 3, 72, T=20.0)                      # a record before the field
     older["params"] = {k: v for k, v in older["params"].items() if k != field}
     assert len([l for l in tables.table(base + [older]).splitlines()
