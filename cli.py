@@ -4,6 +4,7 @@ divergence: exit 3; Ctrl-C: 130 with the command that resumes). One home for wha
 `main` does before and after training, so the three scripts read the same way.
 """
 import argparse
+import contextlib
 import hashlib
 import math
 import os
@@ -65,6 +66,8 @@ def report_errors(main):
         except KeyboardInterrupt:
             print(f"\n{prog}: interrupted; the run in progress was not saved", file=sys.stderr)
             sys.exit(130)
+        finally:
+            release_outputs()
     return wrapped
 
 
@@ -410,12 +413,59 @@ def width_name(config):
 
 
 def check_output(args, out):
-    """A training run's output: writable, and not a finished run's unless --overwrite (or
-    --resume, which keeps a finished run's results, or --dry-run, which writes nothing)."""
+    """A training run's output: writable, not a finished run's unless --overwrite (or --resume,
+    which keeps a finished run's results, or --dry-run, which writes nothing), and not another
+    running process's (see `claim_output`)."""
     check_writable(out)
     if (os.path.exists(json_path_of(out)) and not (args.overwrite or args.resume or args.dry_run)):
         raise UsageError(f"{json_path_of(out)!r} holds a finished run; pass --overwrite to replace "
                          "it, or pick another --out")
+    if not args.dry_run:
+        claim_output(out)
+
+
+_claimed = []  # the lock files this process holds, removed when its `main` returns or fails
+
+
+def claim_output(out):
+    """Take OUT.lock (holding this process's id) for the rest of the run, so that a second run
+    to the same --out refuses at once instead of both training and one overwriting the other.
+    A lock whose process is gone (a killed run) is taken over."""
+    lock = os.path.splitext(out)[0] + ".lock"
+    if lock in _claimed:
+        return
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock_holder(lock)
+            if holder is not None:
+                raise UsageError(f"{out!r} is being written by another run (process {holder}, "
+                                 f"{lock}); wait for it to end, or pick another --out") from None
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock)  # a killed run's
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _claimed.append(lock)
+        return
+
+
+def lock_holder(lock):
+    """The id of the live process that holds `lock`, or None (gone, or not a lock of ours)."""
+    try:
+        with open(lock) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)  # signal 0: does it exist?
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def release_outputs():
+    while _claimed:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_claimed.pop())
 
 
 def check_writable(out):

@@ -405,3 +405,27 @@ def test_ctrl_c_on_an_epochs_last_step_resumes(tiny_mnist, tmp_path):
     assert resumed_history == history
     assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(),
                                                  resumed.state_dict().values()))
+
+
+def test_a_second_run_to_the_same_out_refuses_while_the_first_trains(tiny_mnist, tmp_path, capsys):
+    out = str(tmp_path / "teacher.pt")
+    first = subprocess.Popen(command(tiny_mnist, out, "--checkpoint-every", "1"), cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not os.path.exists(str(tmp_path / "teacher.lock")):
+        assert first.poll() is None and time.time() < deadline, "no lock appeared"
+        time.sleep(0.005)
+    expect_bad_input(capsys, train.main, command(tiny_mnist, out, "--overwrite")[2:],
+                     "is being written by another run", f"process {first.pid}")
+    first.communicate(timeout=300)
+    assert first.returncode == 0 and os.path.exists(out)
+    assert not os.path.exists(str(tmp_path / "teacher.lock")), "a finished run frees its --out"
+
+
+def test_a_killed_runs_lock_is_taken_over(tiny_mnist, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "small.lock").write_text(str(dead.pid))
+    record = train.main(["--model", "small", "--data-dir", tiny_mnist, "--out",
+                         str(tmp_path / "small.pt"), "--epochs", "1", "--hidden", "8"])
+    assert record["epochs"] == 1 and not (tmp_path / "small.lock").exists()
