@@ -429,3 +429,13 @@ def test_a_killed_runs_lock_is_taken_over(tiny_mnist, tmp_path):
     record = train.main(["--model", "small", "--data-dir", tiny_mnist, "--out",
                          str(tmp_path / "small.pt"), "--epochs", "1", "--hidden", "8"])
     assert record["epochs"] == 1 and not (tmp_path / "small.lock").exists()
+
+
+def test_training_flushes_denormals_to_zero(tiny_mnist):
+    torch.set_flush_denormal(False)
+    assert (torch.tensor([1e-30]) * 1e-10).item() > 0  # a denormal, kept
+    train_set, test_set = (dataset.load(tiny_mnist, split) for split in (True, False))
+    train.fit(train.init_net({"hidden": [8]}, 1, "cpu"), [*train_set, None], test_set,
+              tp.LocalParams(batch_size=100), epochs=1, lr=0.01, seed=1,
+              batch_loss=train.hard_label_loss)
+    assert (torch.tensor([1e-30]) * 1e-10).item() == 0.0
