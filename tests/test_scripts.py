@@ -442,42 +442,6 @@ def test_holdout_is_a_fixed_split_kept_out_of_training(trained, tmp_path):
     assert small["train_count"] == 300 and small["history"][-1]["val_errors"] == small["val_errors"]
 
 
-def test_evaluate_scores_checkpoints_per_class(trained, capsys):
-    import evaluate
-    results = evaluate.main([trained["teacher"], trained["small"], "--data-dir", trained["data"],
-                             "--confusion"])
-    printed = capsys.readouterr().out
-    for r, kind in zip(results, ("teacher", "small")):
-        assert r["test_errors"] == trained[f"{kind}_record"]["test_errors"]
-        assert r["test_per_class_errors"] == trained[f"{kind}_record"]["per_class_errors"]
-    assert "true \\ predicted" in printed
-
-
-def test_evaluate_scores_the_held_out_split_too(trained, tmp_path):
-    import dataset
-    import evaluate
-    out = tmp_path / "scores.json"
-    [r] = evaluate.main([trained["small"], "--data-dir", trained["data"], "--holdout", "100",
-                         "--json", str(out)])
-    assert (r["held_out_count"], r["train_rest_count"]) == (100, 300)
-    held = dataset.holdout_split(*dataset.load(trained["data"], True), 100)[1]
-    assert r["held_out_errors"] == layers.evaluate(checkpoint.load_net(trained["small"], "cpu"), *held)[0]
-    assert json.loads(out.read_text())["results"][0]["held_out_errors"] == r["held_out_errors"]
-
-
-def test_confusion_matrix_by_hand():
-    import evaluate
-    labels, predictions = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 2])
-    assert evaluate.confusion_matrix(labels, predictions, 3).tolist() == [[1, 1, 0], [0, 1, 0],
-                                                                          [1, 0, 2]]
-
-
-def test_evaluate_bad_input_is_one_line(trained, tmp_path, capsys):
-    import evaluate
-    expect_bad_input(capsys, evaluate.main, [str(tmp_path / "none.pt"), "--data-dir",
-                                             trained["data"]], "no checkpoint")
-
-
 def test_the_baseline_must_have_the_students_width(trained, tmp_path, capsys):
     out = str(tmp_path / "s.pt")
     distillation.main(["--data-dir", trained["data"], "--teacher", trained["teacher"], "--out", out,

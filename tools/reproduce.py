@@ -4,6 +4,7 @@
     python tools/reproduce.py --dry-run            # what would run, and its core-hours
     python tools/reproduce.py --print | xargs ...  # one command per line, to spread on other machines
     python tools/reproduce.py --only distilled     # one table row (its teacher runs too)
+    python tools/reproduce.py --quick              # the whole plan at toy size, in OUT-DIR/quick
 
 The plan is seed-paired: the student of seed S learns from the teacher of seed S. A run whose
 results JSON exists is skipped, an interrupted one is resumed (--resume), the rest run in worker
@@ -23,6 +24,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: scripts, README
+sys.path.insert(1, HERE)
+import training_params as tp  # the recipes' default epochs; no torch, so listing stays instant
+
 Row = collections.namedtuple("Row", "name command out results needs minutes")
 
 TEMPERATURES = "1 2 2.5 3 4 6 8 12 20"
@@ -88,15 +92,58 @@ PLAN = [
         None, "cnn-teacher", 11),
 ]
 ROWS = {row.name: row for row in PLAN}
-QUICK = "--epochs 1 --subset 0.01"
-# one (row, seed): its command, results JSONs, resume states and log, the (row, seed) it needs.
+# --quick: every row for 1 epoch on 10% of the training images (on 1%, students of a 1% teacher
+# stay at chance, and the scripts stop a run that learns nothing in its first epoch), or on its
+# own subset (small3 stays on 3%: on 10% like small, the two rows would be one experiment, and
+# the tables would see each seed twice)
+QUICK_EPOCHS, QUICK_SUBSET = 1, 0.1
+START_MINUTES = 0.1  # a run's fixed cost (Python, torch, data, test pass): most of a quick one
+# one (row, seed): its command, results JSONs, resume states and log, the (row, seed) it needs,
+# and its minutes before any run of its row has finished (the row's, scaled to --quick's size).
 # File names as cli.json_path_of and checkpoint.resume_path make them (the test checks), written
 # out here so that listing the plan imports no torch
-Run = collections.namedtuple("Run", "row seed command results resume log needs")
+Run = collections.namedtuple("Run", "row seed command results resume log needs minutes")
 
 
-def runs_of(rows, seeds, out_dir, data_dir, fashion_dir, extra, scripts="."):
-    """Every (row, seed) as a Run, in dependency order: rows in PLAN order, then seeds."""
+def flag_value(words, name, default=None):
+    """The value of the last `name` flag in a command's words (argparse's choice), else default."""
+    at = [i for i, word in enumerate(words) if word == name]
+    return words[at[-1] + 1] if at else default
+
+
+def epochs_of(row):
+    """The row's epochs: its --epochs, else its script's default for its role (LocalParams)."""
+    local, script = tp.LocalParams(), row.command.split()[0]
+    default = (local.distill_epochs if script.startswith("distillation")
+               else local.teacher_epochs if "--model teacher" in row.command else local.epochs)
+    return int(flag_value(row.command.split(), "--epochs", default))
+
+
+def subset_of(row):
+    return float(flag_value(row.command.split(), "--subset", 1))
+
+
+def quick_subset(row):
+    """--quick's share of the training images: the row's own subset if it has one, else 10%."""
+    return subset_of(row) if subset_of(row) < 1 else QUICK_SUBSET
+
+
+def quick_flags(row):
+    """Appended to the row's command, after --extra: the last of a flag is the one that counts."""
+    return ["--epochs", str(QUICK_EPOCHS)] + ([] if subset_of(row) < 1
+                                              else ["--subset", f"{QUICK_SUBSET:g}"])
+
+
+def quick_minutes(row):
+    """The row's minutes scaled to --quick by the work (epochs x training images), plus a run's
+    fixed cost, which the plan's full-size minutes already hold."""
+    work = QUICK_EPOCHS * quick_subset(row) / (epochs_of(row) * subset_of(row))
+    return row.minutes * work + START_MINUTES
+
+
+def runs_of(rows, seeds, out_dir, data_dir, fashion_dir, extra, scripts=".", quick=False):
+    """Every (row, seed) as a Run, in dependency order: rows in PLAN order, then seeds; with
+    `quick`, at toy size (quick_flags)."""
     runs = []
     for row in rows:
         for seed in seeds:
@@ -111,9 +158,10 @@ def runs_of(rows, seeds, out_dir, data_dir, fashion_dir, extra, scripts="."):
             folder = fashion_dir if FASHION in row.command else data_dir
             words += ["--data-dir", folder] if folder else []
             results = [path(stem) for stem in row.results or [row.out]]
-            runs.append(Run(row, seed, words + extra, [r + ".json" for r in results],
-                            [r + ".resume.pt" for r in results], path(row.out) + ".log",
-                            (row.needs, seed) if row.needs else None))
+            runs.append(Run(row, seed, words + extra + (quick_flags(row) if quick else []),
+                            [r + ".json" for r in results], [r + ".resume.pt" for r in results],
+                            path(row.out) + ".log", (row.needs, seed) if row.needs else None,
+                            quick_minutes(row) if quick else row.minutes))
     return runs
 
 
@@ -136,7 +184,7 @@ def minutes_of(run, runs):
     the plan's rough estimate."""
     walls = [sum(map(wall_minutes, other.results)) for other in runs
              if other.row is run.row and done(other)]
-    return sum(walls) / len(walls) if walls else run.row.minutes
+    return sum(walls) / len(walls) if walls else run.minutes
 
 
 @functools.lru_cache(maxsize=None)  # a finished run's JSON does not change: read it once
@@ -298,7 +346,8 @@ def parse_args(argv):
     p.add_argument("--jobs", type=positive, default=os.cpu_count() or 1,
                    help="runs at a time, one thread each (default: the cores, %(default)s)")
     p.add_argument("--out-dir", default=os.path.join("runs", "reproduce"),
-                   help="where runs write results, checkpoints and logs (default: %(default)s)")
+                   help="where runs write results, checkpoints and logs; --quick's go to its "
+                        "quick/ subfolder (default: %(default)s)")
     p.add_argument("--data-dir", help="datasets' root passed to every run (default: the "
                    "scripts' own, data/, downloaded there if absent)")
     p.add_argument("--fashion-data-dir", metavar="DIR", help="root holding FashionMNIST/, for "
@@ -307,8 +356,10 @@ def parse_args(argv):
                    help="flags appended to every run, as one string after '=': --extra='--device "
                         "cuda' (default: none)")
     p.add_argument("--quick", action="store_true",
-                   help=f"a tiny check of the whole pipeline: --extra '{QUICK}' (the "
-                        "--subset overrides the rows' own)")
+                   help=f"a tiny check of the whole pipeline, in OUT-DIR/quick (never counted as "
+                        f"runs of the real plan): each row for {QUICK_EPOCHS} epoch on "
+                        f"{QUICK_SUBSET:.0%}% of the images (or its own --subset); its "
+                        "tables are printed, or written to a --readme other than the repository's")
     p.add_argument("--dry-run", action="store_true",
                    help="list what would run and its core-hours; run nothing")
     p.add_argument("--print", action="store_true",
@@ -332,11 +383,16 @@ def parse_args(argv):
         if readme is not None and not os.path.isfile(readme):  # found now, not after the runs
             fail(f"{flag} {readme!r} is not a file")
     try:
-        args.extra = shlex.split(args.extra) + (QUICK.split() if args.quick else [])
+        args.extra = shlex.split(args.extra)
     except ValueError as e:
         fail(f"--extra {args.extra!r}: {e}")
-    if args.readme is None and not (args.only or args.extra):
-        args.readme = os.path.relpath(os.path.join(HERE, "README.md"))
+    readme = os.path.join(HERE, "README.md")
+    if args.quick and args.readme and os.path.realpath(args.readme) == os.path.realpath(readme):
+        fail(f"--quick makes toy tables: not for {args.readme!r}; pass a copy or no --readme")
+    if args.quick:  # a folder of its own: toy runs never count as done runs of the real plan
+        args.out_dir = os.path.join(args.out_dir, "quick")
+    if args.readme is None and not (args.only or args.extra or args.quick):
+        args.readme = os.path.relpath(readme)
     return args
 
 
@@ -353,13 +409,13 @@ def main(argv=None):
         return print(f"wrote the reproduce block of {args.write}")
     runs = runs_of(selected_rows(args.only), list(dict.fromkeys(args.seeds)), args.out_dir,
                    args.data_dir, args.fashion_data_dir or args.data_dir, args.extra,
-                   os.path.relpath(HERE))
+                   os.path.relpath(HERE), args.quick)
     todo = [run for run in runs if not done(run)]
     if args.print:
         return print("\n".join(shlex.join(command_of(run)) for run in todo))
     if args.dry_run:
         for run in todo:
-            print(f"{run.row.name:22} s{run.seed}  {minutes_of(run, runs) / 60:6.2f} core-h  "
+            print(f"{run.row.name:22} s{run.seed}  {minutes_of(run, runs):6.1f} core-min  "
                   f"{'resume' if started(run) else 'start '}  {shlex.join(run.command)}")
         left = {key(run): minutes_of(run, runs) for run in todo}
         return print(f"{len(todo)} of {len(runs)} runs to do, about "
