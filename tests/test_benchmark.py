@@ -1,6 +1,7 @@
 """benchmark.py: end to end on the tiny synthetic MNIST (every row measured, the table consistent);
-the bounds, parts and tables on their own."""
+the bounds (roofline.py), parts and tables on their own."""
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import torch
 
 import benchmark
 import layers
+import roofline
 from conftest import ROOT
 
 
@@ -33,9 +35,18 @@ def test_benchmark_measures_every_row_and_renders_them(tiny_mnist, tmp_path):
     # a smaller net has a higher bound; matmuls back to back cannot beat each one alone by much
     assert record["student_bound"]["images_per_s"] > record["teacher_bound"]["images_per_s"]
     assert 0 < record["teacher"]["evaluate_s"] < 60
+    # the roofline: the matmuls plus memory traffic, so below the matmul bound
+    assert record["memory_bandwidth"]["gb_per_s"] > 0 and record["memory_bandwidth"]["tensor_mb"] == 64
+    for role in ("teacher", "student"):
+        assert 0 < record[f"{role}_roofline"]["images_per_s"] < record[f"{role}_bound"]["images_per_s"]
     table = benchmark.markdown(record)
-    share = round(100 * record["teacher"]["images_per_s"] / record["teacher_bound"]["images_per_s"])
-    assert f"| {record['teacher']['images_per_s']:,.0f} | {share}% |" in table
+    teacher = record["teacher"]
+    share = round(100 * teacher["images_per_s"] / record["teacher_bound"]["images_per_s"])
+    assert teacher["pct_of_roofline"] == pytest.approx(
+        100 * teacher["images_per_s"] / record["teacher_roofline"]["images_per_s"])
+    assert (f"| {teacher['images_per_s']:,.0f} | {share}% | {teacher['pct_of_roofline']:.0f}% |"
+            in table)
+    assert "| % of matmul bound | % of roofline |" in table and "The roofline bound adds" in table
     assert table in done.stdout and table in readme.read_text()
     assert readme.read_text().startswith("intro\n") and readme.read_text().endswith("end\n")
     again = subprocess.run([sys.executable, "tools/benchmark.py", "--table", str(out)], cwd=ROOT,
@@ -56,7 +67,7 @@ def test_the_bounds_are_the_sums_of_their_timed_pieces():
     cpu = torch.device("cpu")
     for channels_last in (False, True):
         seen.clear()
-        found = benchmark.conv_bound(config, 2, cpu, channels_last, timer=timer)
+        found = roofline.conv_bound(config, 2, cpu, channels_last, timer=timer)
         flops = 2 * 2 * (2 * 784 * 4 * 9 + 3 * 196 * 8 * 4 * 9 + 3 * 392 * 16 + 3 * 16 * 10)
         seconds = 0.001 * sum(range(1, 12))
         assert len(seen) == 11 and found["images_per_s"] == pytest.approx(2 / seconds)
@@ -66,9 +77,42 @@ def test_the_bounds_are_the_sums_of_their_timed_pieces():
         assert convs == [(2, 4, 28, 28), (4, 1, 3, 3), (2, 8, 14, 14), (8, 4, 3, 3), (2, 4, 14, 14)]
         assert seen[2].is_contiguous(memory_format=torch.channels_last) == channels_last
     seen.clear()
-    found = benchmark.matmul_bound([32], 5, cpu, timer=timer)
+    found = roofline.matmul_bound([32], 5, cpu, timer=timer)
     assert len(seen) == 5 and found["images_per_s"] == pytest.approx(5 / 0.015)
     assert [tuple(t.shape) for t in seen] == [(5, 32), (32, 784), (5, 10), (10, 32), (5, 32)]
+
+
+def test_the_roofline_bound_by_hand():
+    """The optimizer's traffic: 5 fp32 passes a parameter; max-norm's: one read of the hidden
+    weights; the bound: batch / (matmul seconds + bytes / bandwidth)."""
+    teacher = roofline.step_traffic(layers.build(benchmark.mlp_config("teacher")))
+    # 784*1200 + 1200 + 1200*1200 + 1200 + 1200*10 + 10 parameters; 784*1200 + 1200*1200 checked
+    assert teacher == {"parameters": 2395210, "optimizer_bytes": 20 * 2395210,
+                       "max_norm_bytes": 4 * 2380800}
+    student = roofline.step_traffic(layers.build(benchmark.mlp_config("student")))
+    assert student == {"parameters": 1276810, "optimizer_bytes": 20 * 1276810, "max_norm_bytes": 0}
+    # 100 images at 10,000 images/s: 10 ms of matmuls; 22 MB at 10 GB/s: 2.2 ms
+    found = roofline.roofline_bound({"images_per_s": 10000.0},
+                                    {"parameters": 10 ** 6, "optimizer_bytes": 20e6,
+                                     "max_norm_bytes": 2e6}, 10.0, 100)
+    assert found["matmul_s"] == pytest.approx(0.01) and found["memory_s"] == pytest.approx(0.0022)
+    assert found["images_per_s"] == pytest.approx(100 / 0.0122) and found["parameters"] == 10 ** 6
+
+
+def test_memory_bandwidth_counts_the_bytes_read_and_written():
+    def timer(fn):  # each kernel "takes" 1 ms
+        fn()
+        return 0.001
+
+    found = roofline.memory_bandwidth(torch.device("cpu"), mb=4, timer=timer)
+    # a copy reads and writes 4 MiB, an in-place add reads 8 MiB and writes 4
+    assert found["copy_gb_per_s"] == pytest.approx(2 * 4 * 2 ** 20 / 0.001 / 1e9)
+    assert found["add_gb_per_s"] == pytest.approx(3 * 4 * 2 ** 20 / 0.001 / 1e9)
+    assert found["gb_per_s"] == found["add_gb_per_s"] and found["threads"] == torch.get_num_threads()
+    measured = roofline.memory_bandwidth(torch.device("cpu"), mb=4,
+                                         timer=lambda fn: roofline.median_seconds(fn, 3, 2))
+    for key in ("gb_per_s", "copy_gb_per_s", "add_gb_per_s"):
+        assert 0 < measured[key] < float("inf")
 
 
 def test_the_parts_cover_the_cnns_precisions_and_the_consistent_teacher(tiny_mnist):
@@ -129,6 +173,34 @@ def test_markdown_renders_the_cnn_precision_and_consistent_teacher_rows():
     assert "A `--quick` trial (epochs of 2,000 images): indicative only." in quick
 
 
+def test_markdown_renders_the_roofline_column_and_rows():
+    record = hand_made_record()  # both matmul bounds 20,000 images/s: 5 ms a step of 100
+    record["memory_bandwidth"] = {"gb_per_s": 20.0, "copy_gb_per_s": 15.0, "add_gb_per_s": 20.0,
+                                  "tensor_mb": 64, "threads": 2}
+    record.update(benchmark.mlp_rooflines(record))
+    # teacher: 5 ms + (47,904,200 + 9,523,200) B / 20 GB/s = 5 + 2.87137 ms: 12,704 images/s;
+    # student: 5 ms + 25,536,200 B / 20 GB/s = 5 + 1.27681 ms: 15,932 images/s
+    assert record["teacher_roofline"]["images_per_s"] == pytest.approx(100 / 0.00787137)
+    assert record["student_roofline"]["images_per_s"] == pytest.approx(100 / 0.00627681)
+    table = benchmark.markdown(record)
+    assert ("| run | images/s | % of matmul bound | % of roofline | vs DataLoader | peak RSS "
+            "(main process) |\n|---|---|---|---|---|---|") in table
+    assert "| matmul bound, 784-1200-1200-10 step (100 GFLOP/s) | 20,000 | 100% | | | |" in table
+    assert ("| roofline bound: those matmuls + 57.4 MB of memory traffic at 20.0 GB/s | 12,704 | "
+            "64% | 100% | | |") in table
+    assert ("| roofline bound: those matmuls + 25.5 MB of memory traffic at 20.0 GB/s | 15,932 | "
+            "80% | 100% | | |") in table
+    # 6,000 / 12,704 and 12,000 / 15,932; the chains get no roofline share
+    assert "| teacher epoch: this repo (dropout, max-norm, jitter) | 6,000 | 30% | 47% | 2.00x |" in table
+    assert "| student distillation epoch, cached teacher logits | 12,000 | 60% | 75% |  |" in table
+    assert "| the same matmuls back to back, as in a step | 20,000 | 100% |  |  |  |" in table
+    assert ("at 20.0 GB/s: the faster of a copy (15.0 GB/s) and an in-place add (20.0 GB/s) of "
+            "64 MB tensors on 2 threads") in table
+    # 2.87 ms and 1.28 ms a step, 600 steps a 60,000-image epoch
+    assert "47.9 MB a teacher step (2,395,210 parameters), 25.5 MB a student step" in table
+    assert "2.87 ms a teacher step, 1.7 s a 60,000-image epoch of 600 steps; 1.28 ms and 0.8 s" in table
+
+
 def test_markdown_renders_a_record_from_before_the_cnn_and_precision_parts():
     record = {key: value for key, value in hand_made_record().items()
               if not key.startswith("cnn_") and not key.endswith("_bf16") and key not in
@@ -136,6 +208,16 @@ def test_markdown_renders_a_record_from_before_the_cnn_and_precision_parts():
     table = benchmark.markdown(record)
     assert "on Some CPU, 2 cores, 2 threads" in table and "| 6,000 | 30% | 2.00x | 1,000 MB |" in table
     assert "conv" not in table and "bf16" not in table and "jitter 2" not in table
+    assert "roofline" not in table and "| % of matmul bound | vs DataLoader |" in table
+
+
+@pytest.mark.parametrize("name", ["benchmark.json", "benchmark_run_b6c7b6b.json",
+                                  "benchmark_xeon_avx512.json"])
+def test_the_committed_records_render_without_a_roofline(name):
+    with open(os.path.join(ROOT, "results", name)) as f:
+        table = benchmark.markdown(json.load(f))
+    assert "| run | images/s | % of matmul bound | vs DataLoader |" in table
+    assert "roofline" not in table
 
 
 @pytest.mark.parametrize("argv,word", [(["--repeats", "0"], "--repeats"),

@@ -11,10 +11,11 @@ What is measured, each a training epoch through the project's own `train.fit` an
 `distillation.distill` unless said otherwise:
 - MLPs (MNIST): a PaperParams teacher epoch (784-1200-1200-10: dropout, max-norm, ±2 px
   jitter, batch 100) and distillation epochs of the 800-800 student (T = 20, batch 100) against
-  the matmul bound of their step; the student unjittered (cached teacher logits) and with
-  `--jitter 2`, taught by the consistent teacher (its cached logits of all 25 shifted views) or
-  by the teacher run live on each shifted batch (`--view-cache-mb 0`); the same teacher epoch
-  the usual way (torchvision transforms, a DataLoader with 0 and 2 workers, nn.Sequential).
+  the matmul bound and the roofline bound of their step; the student unjittered (cached teacher
+  logits) and with `--jitter 2`, taught by the consistent teacher (its cached logits of all 25
+  shifted views) or by the teacher run live on each shifted batch (`--view-cache-mb 0`); the
+  same teacher epoch the usual way (torchvision transforms, a DataLoader with 0 and 2 workers,
+  nn.Sequential).
 - CNNs: the README's Fashion-MNIST teacher (c16k3+bn-c32k3+bn-128) and student
   (c8k3+bn-c16k3+bn-64; distilled at T = 4 from cached logits), batch 100, against the
   convolution bound of their step, with the nets' tensors contiguous (NCHW) and channels-last.
@@ -23,13 +24,11 @@ What is measured, each a training epoch through the project's own `train.fit` an
 - Precision: each of the teacher, student, consistent student, CNN teacher and CNN student
   epochs again with `--precision bf16` (autocast; CNNs channels-last), as bf16/fp32 speed.
 
-The matmul bound of a training step is the time of the matrix multiplies it cannot avoid (per
-layer: forward, weight gradient, and input gradient except for the first layer), each timed alone
-at the layer's shape and batch size, with hot caches: images/s = batch / sum of those times. The
-convolution bound is the same for a CNN: each conv's forward, weight gradient and input gradient
-(not for the first conv) timed alone at its shape and batch size in the net's layout, plus the
-head's matmuls (all with their input gradient). The rest of a step (dropout masks, ReLU, batch
-norm, pooling, loss, optimizer, max-norm, jitter, shuffling) is overhead.
+The bounds are tools/roofline.py's: the matmul (convolution) bound of a step is the time of the
+matrix multiplies (convolutions) it cannot avoid, each timed alone with hot caches; an MLP step's
+roofline bound adds the memory traffic it cannot avoid (the SGD update's, the max-norm check's)
+at this machine's measured memory bandwidth. The rest of a step (dropout masks, ReLU, batch
+norm, pooling, loss, jitter, shuffling; for the CNNs the optimizer too) is overhead.
 
 Every training measurement runs in a fresh subprocess of this script, so its peak resident
 memory (RSS, of that process: DataLoader workers are not included) is its own and no
@@ -43,7 +42,6 @@ import functools
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +58,8 @@ import checkpoint
 import cli
 import layers
 import records
+import roofline
+from roofline import median_seconds, sync  # deployment.py takes median_seconds from here
 import train
 import training_params as tp
 
@@ -70,120 +70,40 @@ CNN_FLAGS = {"teacher": "--channels 16 32 --kernel 3 --batch-norm 1",
 CNN_BATCH = 100  # the teacher's LocalParams batch and the students' --batch-size 100
 QUICK_IMAGES = (2000, 500)  # --quick: training and test images of each measurement
 MARKER = "benchmark"
+EPOCH_IMAGES = 60000  # MNIST's training set: a full epoch, whatever --quick measured
+# the fp32 MLP epochs with a roofline: the step whose bound they are measured against
+ROOFLINE_OF = {"teacher": "teacher", "dataloader": "teacher", "dataloader_2workers": "teacher",
+               "student": "student", "student_consistent": "student", "student_live": "student"}
 
 
 # ---------------------------------------------------------------------------- the bounds
-def median_seconds(fn, repeats=7, inner=20):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - tick) / inner)
-    return statistics.median(times)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def bound(pieces, batch_size, device, timer=median_seconds):
-    """Images/s if a training step were nothing but `pieces` ((flops, fn) pairs), each timed
-    alone by `timer`, and their GFLOP/s."""
-    seconds = sum(timer(lambda: (fn(), sync(device))) for _, fn in pieces)
-    flops = sum(flops for flops, _ in pieces)
-    return {"images_per_s": batch_size / seconds, "gflops": flops / seconds / 1e9}
-
-
-def linear_pieces(widths, batch_size, device, first_input_grad=False):
-    """The matmuls of a step through linear layers of these widths: per layer forward, weight
-    gradient and input gradient (for the first layer only if `first_input_grad`)."""
-    pieces = []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-        x, w = torch.randn(batch_size, n_in, device=device), torch.randn(n_out, n_in, device=device)
-        g = torch.randn(batch_size, n_out, device=device)
-        products = [lambda x=x, w=w: x @ w.t(), lambda x=x, g=g: g.t() @ x]
-        if i > 0 or first_input_grad:
-            products.append(lambda g=g, w=w: g @ w)
-        pieces += [(2.0 * batch_size * n_in * n_out, product) for product in products]
-    return pieces
-
-
-def conv_pieces(c_in, c_out, size, kernel, batch_size, device, input_grad, channels_last):
-    """Forward, weight gradient and (if `input_grad`) input gradient of one stride-1 'same'
-    conv of a (batch, c_in, *size) input, in the layout given."""
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.randn(batch_size, c_in, *size, device=device).to(memory_format=layout)
-    w = torch.randn(c_out, c_in, kernel, kernel, device=device).to(memory_format=layout)
-    g = torch.randn(batch_size, c_out, *size, device=device).to(memory_format=layout)
-    pad = kernel // 2
-
-    def backward(mask):  # what autograd calls for a conv's gradients
-        return lambda: torch.ops.aten.convolution_backward(
-            g, x, w, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask)
-    products = [lambda: F.conv2d(x, w, padding=pad), backward([False, True, False])]
-    if input_grad:
-        products.append(backward([True, False, False]))
-    flops = 2.0 * batch_size * size[0] * size[1] * c_out * c_in * kernel * kernel
-    return [(flops, product) for product in products]
-
-
-def matmul_bound(hidden, batch_size, device, timer=median_seconds):
-    """The matmul bound of a step of the 784-`hidden`-10 MLP."""
-    return bound(linear_pieces([784, *hidden, 10], batch_size, device), batch_size, device, timer)
-
-
-def conv_bound(config, batch_size, device, channels_last=False, timer=median_seconds):
-    """The convolution bound of a step of the CNN of `config` (a layers.CNN config): its convs
-    (see `conv_pieces`), then its head's matmuls, all of them with their input gradient."""
-    pieces, width, size = [], config["in_shape"][0], list(config["in_shape"][1:])
-    for channels in config["channels"]:
-        for _ in range(config["convs"]):
-            first = not pieces  # no gradient of the images
-            pieces += conv_pieces(width, channels, size, config["kernel"], batch_size, device,
-                                  input_grad=not first, channels_last=channels_last)
-            width = channels
-        size = [side // 2 for side in size]
-    head = [width * size[0] * size[1], *config["hidden"], config["classes"]]
-    pieces += linear_pieces(head, batch_size, device, first_input_grad=True)
-    return bound(pieces, batch_size, device, timer)
-
-
-def matmul_chain(hidden, batch_size, device, timer=median_seconds):
-    """Images/s of the same matrix multiplies run back to back as a step runs them, each on the
-    previous one's output: what a step would cost if everything else were free."""
-    widths = [784, *hidden, 10]
-    weights = [torch.randn(b, a, device=device) / a ** 0.5 for a, b in zip(widths[:-1], widths[1:])]
-    x, grad_out = torch.rand(batch_size, 784, device=device), torch.randn(batch_size, 10, device=device)
-
-    def step():
-        activations = [x]
-        for w in weights:
-            activations.append(activations[-1] @ w.t())
-        g = grad_out
-        for i in reversed(range(len(weights))):
-            g.t() @ activations[i]
-            if i > 0:
-                g = g @ weights[i]
-        sync(device)
-    return {"images_per_s": batch_size / timer(step)}
-
-
 def limits(device, timer=median_seconds):
-    """Every bound of the report, and the MLPs' matmuls back to back."""
+    """Every bound of the report, the MLPs' matmuls back to back, and the memory bandwidth."""
     batch = tp.PaperParams().batch_size
-    found = {"teacher_bound": matmul_bound(TEACHER, batch, device, timer),
-             "student_bound": matmul_bound(STUDENT, batch, device, timer),
-             "teacher_chain": matmul_chain(TEACHER, batch, device, timer),
-             "student_chain": matmul_chain(STUDENT, batch, device, timer)}
+    found = {"teacher_bound": roofline.matmul_bound(TEACHER, batch, device, timer),
+             "student_bound": roofline.matmul_bound(STUDENT, batch, device, timer),
+             "teacher_chain": roofline.matmul_chain(TEACHER, batch, device, timer),
+             "student_chain": roofline.matmul_chain(STUDENT, batch, device, timer),
+             "memory_bandwidth": roofline.memory_bandwidth(device, timer=timer)}
     for role in CNN_FLAGS:
         for suffix, channels_last in (("", False), ("_channels_last", True)):
-            found[f"cnn_{role}_bound{suffix}"] = conv_bound(cnn_config(role), CNN_BATCH, device,
-                                                            channels_last, timer)
+            found[f"cnn_{role}_bound{suffix}"] = roofline.conv_bound(
+                cnn_config(role), CNN_BATCH, device, channels_last, timer)
     return found
+
+
+def faster(limit):
+    """What makes one measurement of a limit the better: images/s, or the bandwidth's GB/s."""
+    return limit.get("images_per_s", limit.get("gb_per_s"))
+
+
+def mlp_rooflines(record):
+    """The roofline bound of the teacher's and the student's step, from the record's matmul
+    bounds and bandwidth (see roofline.roofline_bound)."""
+    return {f"{role}_roofline": roofline.roofline_bound(
+                record[f"{role}_bound"], roofline.step_traffic(layers.build(mlp_config(role))),
+                record["memory_bandwidth"]["gb_per_s"], record["batch_size"])
+            for role in ("teacher", "student")}
 
 
 # ---------------------------------------------------------------------------- the epochs
@@ -370,9 +290,9 @@ def native_bf16(device):
 
 def benchmark(args, repeats):
     """Every measurement `repeats` times, keeping the fastest: this machine shares its cores
-    with other tenants, and a slow outlier says more about them than about the code. The bounds
-    and the back-to-back matmuls are measured before and after the runs and the higher kept,
-    so the % never flatters."""
+    with other tenants, and a slow outlier says more about them than about the code. The bounds,
+    the back-to-back matmuls and the memory bandwidth are measured before and after the runs and
+    the higher of each kept, so the % never flatters; the rooflines are made of those."""
     device = cli.resolve_device(args.device)
     for split in (True, False):  # fail now, not after a minute of measuring
         try:
@@ -395,7 +315,11 @@ def benchmark(args, repeats):
                         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
     found.append(limits(device, timer))
     for key in found[0]:
-        record[key] = max((limit[key] for limit in found), key=lambda m: m["images_per_s"])
+        record[key] = max((limit[key] for limit in found), key=faster)
+    record.update(mlp_rooflines(record))
+    for name, role in ROOFLINE_OF.items():  # in the JSON too, for whoever reads it without us
+        roofline_speed = speed(record[f"{role}_roofline"])
+        record[name]["pct_of_roofline"] = 100 * speed(record[name]) / roofline_speed
     return record
 
 
@@ -407,37 +331,78 @@ def memory(part):
     return f"{part['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in part else ""
 
 
+def share(part, bound):
+    return f"{100 * speed(part) / speed(bound):.0f}%"
+
+
 def mlp_table(record):
-    bound_t, bound_s = record["teacher_bound"], record["student_bound"]
+    """The MLP epochs against their matmul bound and, in records that have them (not those from
+    before the roofline), against their roofline: a column more, and a roofline row each."""
+    rooflines = "teacher_roofline" in record
     baseline = max(speed(record["dataloader"]), speed(record["dataloader_2workers"]))
 
-    def row(name, part, bound, vs_baseline=True):
-        ratio = f"{speed(part) / baseline:.2f}x" if vs_baseline else ""
-        return (f"| {name} | {speed(part):,.0f} | {100 * speed(part) / speed(bound):.0f}% | "
-                f"{ratio} | {memory(part)} |")
+    def row(name, part, role, vs_baseline=True, vs_roofline=True):
+        cells = [name, f"{speed(part):,.0f}", share(part, record[f"{role}_bound"])]
+        if rooflines:
+            cells.append(share(part, record[f"{role}_roofline"]) if vs_roofline else "")
+        cells += [f"{speed(part) / baseline:.2f}x" if vs_baseline else "", memory(part)]
+        return f"| {' | '.join(cells)} |"
 
-    def bound_row(widths, bound):
-        return (f"| matmul bound, {widths} step ({bound['gflops']:.0f} GFLOP/s) | "
-                f"{speed(bound):,.0f} | 100% | | |")
+    def bound_rows(widths, role):
+        bound, empty = record[f"{role}_bound"], " |" * (3 if rooflines else 2)
+        rows = [f"| matmul bound, {widths} step ({bound['gflops']:.0f} GFLOP/s) | "
+                f"{speed(bound):,.0f} | 100% |{empty}"]
+        if rooflines:
+            line = record[f"{role}_roofline"]
+            traffic = (line["optimizer_bytes"] + line["max_norm_bytes"]) / 1e6
+            rows.append(f"| roofline bound: those matmuls + {traffic:.1f} MB of memory traffic at "
+                        f"{line['gb_per_s']:.1f} GB/s | {speed(line):,.0f} | {share(line, bound)} | "
+                        f"100% | | |")
+        return rows
 
-    rows = [bound_row("784-1200-1200-10", bound_t),
-            row("the same matmuls back to back, as in a step", record["teacher_chain"], bound_t,
-                vs_baseline=False),
-            row("teacher epoch: this repo (dropout, max-norm, jitter)", record["teacher"], bound_t),
-            row("teacher epoch: DataLoader, 0 workers", record["dataloader"], bound_t),
-            row("teacher epoch: DataLoader, 2 workers", record["dataloader_2workers"], bound_t),
-            bound_row("784-800-800-10", bound_s),
-            row("the same matmuls back to back, as in a step", record["student_chain"], bound_s,
-                vs_baseline=False),
-            row("student distillation epoch, cached teacher logits", record["student"], bound_s,
+    def chain_row(role):
+        return row("the same matmuls back to back, as in a step", record[f"{role}_chain"], role,
+                   vs_baseline=False, vs_roofline=False)
+
+    rows = [*bound_rows("784-1200-1200-10", "teacher"), chain_row("teacher"),
+            row("teacher epoch: this repo (dropout, max-norm, jitter)", record["teacher"], "teacher"),
+            row("teacher epoch: DataLoader, 0 workers", record["dataloader"], "teacher"),
+            row("teacher epoch: DataLoader, 2 workers", record["dataloader_2workers"], "teacher"),
+            *bound_rows("784-800-800-10", "student"), chain_row("student"),
+            row("student distillation epoch, cached teacher logits", record["student"], "student",
                 vs_baseline=False)]
     if "student_consistent" in record:
         rows += [row("the same, `--jitter 2`: consistent teacher (cached views)",
-                     record["student_consistent"], bound_s, vs_baseline=False),
+                     record["student_consistent"], "student", vs_baseline=False),
                  row("the same, `--jitter 2`: teacher run live on each batch",
-                     record["student_live"], bound_s, vs_baseline=False)]
-    return ["| run | images/s | % of matmul bound | vs DataLoader | peak RSS (main process) |",
-            "|---|---|---|---|---|", *rows]
+                     record["student_live"], "student", vs_baseline=False)]
+    roofline_header = " % of roofline |" if rooflines else ""
+    return [f"| run | images/s | % of matmul bound |{roofline_header} vs DataLoader | "
+            "peak RSS (main process) |", "|---|---|---|---" + "|---" * rooflines + "|---|", *rows]
+
+
+def threads(count):
+    return f"{count} thread{'s' * (count != 1)}"
+
+
+def roofline_note(record):
+    """What the roofline adds to the matmul bound, and what it costs a full epoch."""
+    bandwidth, teacher, student = (record[key] for key in
+                                   ("memory_bandwidth", "teacher_roofline", "student_roofline"))
+    steps = EPOCH_IMAGES // record["batch_size"]
+    return (f"The roofline bound adds to the matmuls the memory traffic a step cannot avoid, at "
+            f"{bandwidth['gb_per_s']:.1f} GB/s: the faster of a copy ({bandwidth['copy_gb_per_s']:.1f}"
+            f" GB/s) and an in-place add ({bandwidth['add_gb_per_s']:.1f} GB/s) of "
+            f"{bandwidth['tensor_mb']} MB tensors on {threads(bandwidth['threads'])}. SGD with "
+            f"momentum reads each parameter, its gradient and its momentum buffer and writes the "
+            f"parameter and the buffer: {roofline.SGD_TENSOR_PASSES} x {roofline.FP32_BYTES} bytes "
+            f"a parameter, {teacher['optimizer_bytes'] / 1e6:.1f} MB a teacher step "
+            f"({teacher['parameters']:,} parameters), {student['optimizer_bytes'] / 1e6:.1f} MB a "
+            f"student step ({student['parameters']:,}); the teacher's max-norm check reads its "
+            f"hidden weights once ({teacher['max_norm_bytes'] / 1e6:.1f} MB). That is "
+            f"{1e3 * teacher['memory_s']:.2f} ms a teacher step, {steps * teacher['memory_s']:.1f} s "
+            f"a {EPOCH_IMAGES:,}-image epoch of {steps} steps; {1e3 * student['memory_s']:.2f} ms and "
+            f"{steps * student['memory_s']:.1f} s for the student.")
 
 
 def cnn_table(record):
@@ -488,8 +453,8 @@ def consistent_cost(record):
 
 
 def markdown(record):
-    """The tables of a record; a record of an earlier benchmark, without the CNN, precision and
-    consistent-teacher measurements, renders without them."""
+    """The tables of a record; a record of an earlier benchmark, without the CNN, precision,
+    consistent-teacher or roofline measurements, renders without them."""
     machine = record["hardware"]
     if "cpu_capability" in record:
         machine += (f" (torch CPU capability {record['cpu_capability']}, "
@@ -502,6 +467,8 @@ def markdown(record):
               f"Evaluating the teacher on the {record['teacher'].get('test_images', 10000):,} "
               f"test images: {record['teacher']['evaluate_s']:.3f} s. The speed-up is over the "
               "faster of the two DataLoader runs."]
+    if "teacher_roofline" in record:
+        lines += ["", roofline_note(record)]
     if "student_consistent" in record:
         lines += ["", consistent_cost(record)]
     if "cnn_teacher" in record:
