@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import sys
+import time
+from dataclasses import dataclass, field
 
 import torch
 
@@ -82,6 +84,46 @@ def position(epoch, step):
     return (f"after epoch {epoch}" if step == 0 else f"in epoch {epoch + 1} after step {step}")
 
 
+@dataclass
+class Progress:
+    """Where a run stands: what a resume restores besides the weights, the optimizer and the
+    random streams (the same keys in OUT.resume.pt as before this class), and this process's
+    own count of steps and time, for the ETA."""
+    epochs: int                  # of the whole run
+    epoch: int = 0               # epochs done
+    step: int = 0                # steps done in the epoch after them
+    history: list = field(default_factory=list)
+    train_s: float = 0.0         # training time of the run so far, all processes
+    wall_before: float = 0.0     # wall-clock of the run's earlier processes
+    loss_total: torch.Tensor = None  # this epoch's batch losses x batch sizes, on the device
+    started: float = field(default_factory=time.perf_counter)
+    steps_here: int = 0
+
+    def at(self, epoch, step):
+        self.epoch, self.step = epoch, step
+        return self
+
+    def wall_s(self):
+        return self.wall_before + time.perf_counter() - self.started
+
+    def add(self, loss, count):
+        self.loss_total += loss.detach() * count  # stays on the device: no sync per step
+        self.steps_here += 1
+
+    def close_epoch(self, tick, count):
+        """The epoch's mean loss over its `count` examples; its time counted from `tick`."""
+        mean = self.loss_total.item() / count
+        self.loss_total.zero_()
+        self.train_s += time.perf_counter() - tick
+        return mean
+
+    def eta(self, steps_per_epoch, epochs_left):
+        """Seconds left at this process's pace (0 before its first step: a run resumed after
+        an epoch's last step)."""
+        per_step = (time.perf_counter() - self.started) / self.steps_here if self.steps_here else 0.0
+        return per_step * steps_per_epoch * epochs_left
+
+
 class Checkpoints:
     """The resumable training state of one run, at OUT.resume.pt: weights, optimizer (momentum
     buffers), epoch and step, both random streams (dropout; shuffling and jitter), the loss
@@ -104,17 +146,19 @@ class Checkpoints:
         if not self.keep and os.path.exists(self.path):
             os.remove(self.path)
 
-    def save(self, net, optimizer, data_rng, epoch, step, epochs, history, train_s, wall_s,
-             loss_total):
+    def save(self, net, optimizer, data_rng, progress):
+        """Save the run's state at `progress`' position; `data_rng`: the data stream's state to
+        resume from (the epoch's start, when saved mid-epoch: a resume redoes its shuffle)."""
         device = next(net.parameters()).device
-        state = {"identity": self.identity, "epoch": epoch, "step": step, "epochs": epochs,
-                 "history": history,
-                 "train_s": train_s, "wall_s": wall_s, "loss_total": loss_total.cpu(),
+        state = {"identity": self.identity, "epoch": progress.epoch, "step": progress.step,
+                 "epochs": progress.epochs, "history": progress.history,
+                 "train_s": progress.train_s, "wall_s": progress.wall_s(),
+                 "loss_total": progress.loss_total.cpu(),
                  "net": net.state_dict(), "optimizer": optimizer.state_dict(),
                  "data_rng": data_rng, "torch_rng": torch.get_rng_state(),
                  "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         write_atomic({self.path: lambda f: torch.save(state, f)})
-        self.saved_epoch = epoch
+        self.saved_epoch = progress.epoch
 
     def last_good(self):
         """For the divergence message: where this run's last finite state is, if it saved one."""
@@ -138,9 +182,10 @@ class Checkpoints:
                 return stored[key]
         return stored.get(key)
 
-    def load(self, net, optimizer, generator):
-        """Restore a saved state into net, optimizer and the random streams; None if there is
-        none to resume (a run of a sweep that had not started yet starts afresh)."""
+    def load(self, net, optimizer, generator, epochs):
+        """Restore a saved state into net, optimizer and the random streams and return its
+        Progress (of a run of `epochs`); None if there is none to resume (a run of a sweep that
+        had not started yet starts afresh)."""
         if not self.resume:
             return None
         if not os.path.isfile(self.path):
@@ -165,7 +210,8 @@ class Checkpoints:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         self.saved_epoch = state["epoch"]
         print(f"resumed from {self.path}: {position(state['epoch'], state['step'])}")
-        return state
+        return Progress(epochs, state["epoch"], state["step"], state["history"],
+                        state["train_s"], state["wall_s"], state["loss_total"].to(device))
 
     def differences(self, stored):
         """(field, saved, now) for each field of the identity that differs; inside the recipe

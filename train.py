@@ -20,7 +20,7 @@ import layers
 import records
 import training_params as tp
 from cli import Diverged, Interrupted, NeverLearned
-from checkpoint import interrupt_after_step
+from checkpoint import Progress, interrupt_after_step
 from layers import build, describe, evaluate
 from records import format_seconds
 
@@ -84,90 +84,100 @@ def fit(net, train_set, test_set, params, *, epochs, lr, seed, batch_loss, jitte
     warmup = tp.warmup_length(warmup_steps, steps * epochs)
     average = copy.deepcopy(net) if params.ema else None
     weights = net if average is None else torch.nn.ModuleList([net, average])  # what a resume restores
-    watched = net if average is None else average  # the net evaluated and returned
-    state = checkpoints.load(weights, optimizer, generator) if checkpoints else None
-    first_epoch, first_step, history, train_s, wall_before, total = (
-        (state["epoch"], state["step"], state["history"], state["train_s"], state["wall_s"],
-         state["loss_total"].to(train_set[1].device)) if state else
-        (0, 0, [], 0.0, 0.0, torch.zeros((), device=train_set[1].device)))
-    started, steps_here = time.perf_counter(), 0  # for the ETA: steps taken by this process
-    untrained = None  # a fresh run's errors before training, if its first epoch is to be judged
-    if (suspect and not state and max_steps is None  # a full epoch, not a dry run's 10 steps
-            and len((val_set or test_set)[1]) >= MIN_WATCHED):
-        untrained = kept_errors(net, val_set or test_set, train_set[1])[0]  # raw net: an average lags
+    run = ((checkpoints and checkpoints.load(weights, optimizer, generator, epochs))
+           or Progress(epochs, loss_total=torch.zeros((), device=train_set[1].device)))
+    watched_set = val_set or test_set  # held-out images if any: what the checks read
+    untrained = (kept_errors(net, watched_set, train_set[1])[0]  # raw net: an average lags
+                 if suspect and run.epoch == run.step == 0 and max_steps is None  # not a dry run
+                 and len(watched_set[1]) >= MIN_WATCHED else None)
     with interrupt_after_step() as interrupted:
-        for epoch in range(first_epoch, epochs):
-            tick = time.perf_counter()
-            net.train()
+        for epoch in range(run.epoch, epochs):
+            tick, epoch_rng = time.perf_counter(), generator.get_state()  # a resume redoes the
+            net.train()                                                 # epoch's shuffle, jitter
             set_momentum(optimizer, params, epoch)
-            epoch_start_rng = generator.get_state()  # a resume redoes this epoch's shuffle and jitter
-            order = dataset.permutation(n, generator, train_set[1].device)
-            labels = train_set[1][order]
-            images, extra = augment_with_targets(train_set[0], train_set[2], order, generator,
-                                                 jitter, flip)
-            for step, (x, y, e) in enumerate(dataset.batches([images, labels, extra], bs)):
+            for step, (x, y, e) in enumerate(epoch_batches(train_set, generator, bs, jitter, flip)):
                 if step == steps:
                     break
-                if step < first_step:
+                if step < run.step:
                     continue
                 for group in optimizer.param_groups:
                     group["lr"] = tp.lr_at(params, lr, epoch, step, steps, epochs, warmup)
-                loss = batch_loss(net, x, y, e)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                net.apply_max_norm()
+                run.add(train_step(net, optimizer, batch_loss, x, y, e), len(y))
                 if suspect and epoch == 0 and step + 1 == min(steps, DEAD_CHECK_STEP):
                     stop_if_dead(net, x, step + 1, suspect)
                 if average is not None:
                     update_average(average, net, params.ema)
-                total += loss.detach() * len(y)  # stays on the device: no sync per step
-                steps_here += 1
-                if interrupted() and checkpoints and torch.isfinite(total):
-                    train_s += time.perf_counter() - tick
-                    checkpoints.save(weights, optimizer, epoch_start_rng, epoch, step + 1, epochs,
-                                     history, train_s, wall_before + time.perf_counter() - started,
-                                     total)
-                    raise Interrupted(epoch + 1, step + 1, checkpoints.path)
                 if interrupted():
-                    raise KeyboardInterrupt
-            first_step = 0
-            mean_loss = total.item() / min(n, steps * bs)
-            total.zero_()
-            train_s += time.perf_counter() - tick
-            entry = {"epoch": epoch + 1, "loss": mean_loss}
-            if math.isfinite(mean_loss):
-                entry["test_errors"] = evaluate(watched, *test_set)[0]
-                if val_set is not None:
-                    entry["val_errors"] = evaluate(watched, *val_set)[0]
-                if average is not None:  # the raw weights too: one run measures what averaging adds
-                    entry["raw_test_errors"] = evaluate(net, *test_set)[0]
-                    if val_set is not None:
-                        entry["raw_val_errors"] = evaluate(net, *val_set)[0]
-            problem = blow_up(history, entry, len((val_set or test_set)[1]))
-            if problem:
-                raise Diverged(f"{problem} in epoch {epoch + 1}"
-                               f"{checkpoints.last_good() if checkpoints else ''}; "
-                               "start again with a lower --lr")
+                    stop(checkpoints, weights, optimizer, epoch_rng, run.at(epoch, step + 1), tick)
+            entry = evaluated({"epoch": epoch + 1, "loss": run.at(epoch, 0).close_epoch(
+                tick, min(n, steps * bs))}, net if average is None else average, net, test_set, val_set)
+            check_epoch(run.history, entry, watched_set, checkpoints)
             if untrained is not None and epoch == 0:
-                stop_if_never_learned(net, val_set or test_set, train_set[1], suspect, untrained)
-            history.append(entry)
-            seen = (epoch + 1) * min(n, steps * bs)
-            per_step = (time.perf_counter() - started) / steps_here if steps_here else 0.0  # 0:
-            eta = per_step * steps * (epochs - epoch - 1)  # resumed after an epoch's last step
-            val = f" | val errors {entry['val_errors']:5d}" if val_set is not None else ""
-            print(f"epoch {epoch + 1:4d}/{epochs} | loss {mean_loss:.4f}{val} | test errors "
-                  f"{entry['test_errors']:5d} ({100 * entry['test_errors'] / len(test_set[1]):.2f}%)"
-                  f" | {seen / train_s:7.0f} samples/s | ETA {format_seconds(eta)}", flush=True)
+                stop_if_never_learned(net, watched_set, train_set[1], suspect, untrained)
+            run.history.append(entry)
+            print(progress_line(entry, epochs, len(test_set[1]), (epoch + 1) * min(n, steps * bs)
+                                / run.train_s, run.eta(steps, epochs - epoch - 1)), flush=True)
             if checkpoints and checkpoints.due(epoch + 1):
-                checkpoints.save(weights, optimizer, generator.get_state(), epoch + 1, 0, epochs,
-                                 history, train_s, wall_before + time.perf_counter() - started,
-                                 total)
+                checkpoints.save(weights, optimizer, generator.get_state(), run.at(epoch + 1, 0))
     if average is not None:
         net.load_state_dict(average.state_dict())  # the run's result is the averaged net
-    trained = len(history) * min(n, steps * bs)
-    return history, {"train_s": train_s, "samples_per_s": trained / train_s if train_s else 0.0,
-                     "wall_s_before_resume": wall_before}
+    trained = len(run.history) * min(n, steps * bs)
+    return run.history, {"train_s": run.train_s, "samples_per_s": trained / run.train_s
+                         if run.train_s else 0.0, "wall_s_before_resume": run.wall_before}
+
+
+def epoch_batches(train_set, generator, batch_size, jitter, flip):
+    """The epoch's minibatches [images, labels, extra]: a fresh random order, then each image
+    augmented (see `augment_with_targets`)."""
+    order = dataset.permutation(len(train_set[1]), generator, train_set[1].device)
+    images, extra = augment_with_targets(train_set[0], train_set[2], order, generator, jitter, flip)
+    return dataset.batches([images, train_set[1][order], extra], batch_size)
+
+
+def train_step(net, optimizer, batch_loss, images, labels, extra):
+    """One optimizer step on one batch, then the max-norm constraint; returns the batch loss."""
+    loss = batch_loss(net, images, labels, extra)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    net.apply_max_norm()
+    return loss
+
+
+def stop(checkpoints, weights, optimizer, epoch_rng, run, tick):
+    """A Ctrl-C after a step: save the state (if its loss is finite) and say how to resume."""
+    if not (checkpoints and torch.isfinite(run.loss_total)):
+        raise KeyboardInterrupt
+    run.train_s += time.perf_counter() - tick
+    checkpoints.save(weights, optimizer, epoch_rng, run)
+    raise Interrupted(run.epoch + 1, run.step, checkpoints.path)
+
+
+def evaluated(entry, watched, net, test_set, val_set):
+    """The epoch's `entry` with its test (and held-out) errors: of the averaged net, and of the
+    raw one too if averaging (one run measures what averaging adds); none after a NaN loss."""
+    if not math.isfinite(entry["loss"]):
+        return entry
+    sets = {"test_errors": test_set, **({"val_errors": val_set} if val_set is not None else {})}
+    entry.update({key: evaluate(watched, *data)[0] for key, data in sets.items()})
+    if watched is not net:
+        entry.update({f"raw_{key}": evaluate(net, *data)[0] for key, data in sets.items()})
+    return entry
+
+
+def check_epoch(history, entry, watched_set, checkpoints):
+    problem = blow_up(history, entry, len(watched_set[1]))
+    if problem:
+        raise Diverged(f"{problem} in epoch {entry['epoch']}"
+                       f"{checkpoints.last_good() if checkpoints else ''}; "
+                       "start again with a lower --lr")
+
+
+def progress_line(entry, epochs, test_count, samples_per_s, eta):
+    val = f" | val errors {entry['val_errors']:5d}" if "val_errors" in entry else ""
+    return (f"epoch {entry['epoch']:4d}/{epochs} | loss {entry['loss']:.4f}{val} | test errors "
+            f"{entry['test_errors']:5d} ({100 * entry['test_errors'] / test_count:.2f}%) | "
+            f"{samples_per_s:7.0f} samples/s | ETA {format_seconds(eta)}")
 
 
 def augment_with_targets(images, extra, order, generator, jitter, flip):

@@ -218,28 +218,28 @@ def test_resume_compares_only_the_recipe_fields_the_run_uses(tmp_path):
     def saved_then_resumed(saved_params, resumed_params):
         out = str(tmp_path / f"t{len(os.listdir(tmp_path))}.pt")
         checkpoint.Checkpoints(out, 1, {"params": saved_params}, resume=False).save(
-            net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator.get_state(), 1, 0,
-            5, [], 0.0, 0.0, torch.zeros(()))
+            net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator.get_state(),
+            checkpoint.Progress(5, loss_total=torch.zeros(())).at(1, 0))
         return checkpoint.Checkpoints(out, 1, {"params": resumed_params}, resume=True).load(
-            net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator)
+            net, train.make_optimizer(net, tp.LocalParams(), 0.1), generator, 5)
 
     teacher = tp.used_by(tp.LocalParams(), "teacher")
     other_student = tp.used_by(tp.LocalParams(distill_lr=0.5, T=4.0), "teacher")
     assert teacher == other_student and "distill_lr" not in teacher and "lr" in teacher
     assert tp.used_by(tp.LocalParams(distill_lr=0.5), "student") != tp.used_by(tp.LocalParams(), "student")
     # a teacher saved with the full recipe, including student fields since changed, resumes
-    assert saved_then_resumed(tp.as_dict(tp.LocalParams(distill_lr=0.01)), teacher)["epoch"] == 1
+    assert saved_then_resumed(tp.as_dict(tp.LocalParams(distill_lr=0.01)), teacher).epoch == 1
     # a recipe saved before a field existed had that field's default: it resumes as such...
     older = {k: v for k, v in tp.as_dict(tp.LocalParams()).items() if k != "teacher_dropout"}
     student = tp.used_by(tp.LocalParams(), "student")
-    assert saved_then_resumed(older, student)["epoch"] == 1
+    assert saved_then_resumed(older, student).epoch == 1
     with pytest.raises(cli.UsageError, match="teacher_dropout"):  # ...and not as another value
         saved_then_resumed(older, tp.used_by(tp.LocalParams(teacher_dropout=True), "student"))
     # a student saved before distill_batch_size existed trained at its batch_size
     before = {k: v for k, v in tp.as_dict(tp.LocalParams(batch_size=100)).items()
               if k != "distill_batch_size"}
     assert saved_then_resumed(before, tp.used_by(tp.LocalParams(distill_batch_size=100),
-                                                 "student"))["epoch"] == 1
+                                                 "student")).epoch == 1
     with pytest.raises(cli.UsageError, match="distill_batch_size"):  # not at today's default 50
         saved_then_resumed(before, student)
     # a field the teacher uses still tells runs apart
