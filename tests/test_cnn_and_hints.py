@@ -3,6 +3,8 @@ by hand, the hint term (FitNets': regressor + ReLU, 1/2 * sum of squares, middle
 unweighted first stage) and its gradients, the two-stage freeze, CIFAR from its real file format,
 bad input, DKD with hints and teacher dropout, and a real Fashion-MNIST smoke run."""
 import json
+import subprocess
+import sys
 import os
 
 import numpy as np
@@ -388,3 +390,17 @@ def test_the_hint_flags_say_where_hints_live():
     parser = distillation.make_distill_parser("")
     hints.add_hint_flags(parser)
     assert "FitNets; see hints.py)" in parser.format_help()
+
+
+def test_a_hint_that_swamps_the_loss_stops_naming_the_hint_weight(real_fashion, tmp_path):
+    # issue 32's command: with the 1/2-sum hint loss, weight 1 kills the student's head in a few
+    # dozen steps; it used to run on and end at chance (9,000 errors) with a normal-looking table
+    out = tmp_path / "h.pt"
+    done = subprocess.run([sys.executable, "distillation.py", "--teacher", os.path.join(
+        "models", "cumbersome_model_fashion-mnist_cnn16x32k3bn-128.pt"), "--arch", "cnn",
+        "--hint-weight", "1", "--T", "4", "--dataset", "fashion-mnist", "--epochs", "1",
+        "--subset", "0.2", "--data-dir", real_fashion, "--out", str(out)], cwd=ROOT,
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("distillation.py: never learned: ")
+    assert "lower --hint-weight 1" in done.stderr and not out.exists()
