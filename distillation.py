@@ -239,12 +239,31 @@ def baseline_row(args, config, test_count):
     return (f"small {describe(config)}", errors, test_count, note)
 
 
-def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits, sets, device,
-                augment, data, teacher_id, hint=None, method=("kd", {})):
-    """Train, save and return the record of one student of a (possibly one-T) sweep; `method`:
-    (losses.METHODS' name, its weights)."""
-    (train_set, val_set, test_set), (jitter, flip) = sets, augment
-    (name, weights) = method
+@dataclasses.dataclass(frozen=True)
+class Lesson:
+    """What every student of one distillation.py call shares: the command line, the student's
+    net config, the teacher and what is known of it, the data and its augmentation, the hint
+    and the logit loss. `distill_one` trains one student (one temperature) from it."""
+    args: object                  # the parsed command line
+    config: dict                  # the student's net
+    teacher: torch.nn.Module
+    teacher_errors: int           # on the test set, for the progress header and the record
+    teacher_logits: object        # (N, classes) computed once for an unaugmented sweep, or None
+    sets: tuple                   # (train, val, test), each (images, labels); val may be None
+    device: torch.device
+    augment: tuple                # (max shift in px, flip)
+    data: str                     # fingerprint of the training set (a resume's identity)
+    teacher_id: str               # fingerprint of the teacher's weights (ditto)
+    hint: object = None           # a hints.Hint, or None
+    method: tuple = ("kd", {})    # (losses.METHODS' name, its weights)
+
+
+def distill_one(lesson, run, out):
+    """Train, save and return the record of one student (recipe `run`, output `out`) of a
+    possibly one-T sweep."""
+    args, config, teacher, hint = lesson.args, lesson.config, lesson.teacher, lesson.hint
+    (train_set, val_set, test_set), (jitter, flip) = lesson.sets, lesson.augment
+    (name, weights), device, teacher_errors = lesson.method, lesson.device, lesson.teacher_errors
     started = time.perf_counter()
     student = train.init_net(config, args.seed, device, args.precision)
     print(f"student: {describe(student.config())} on {device}, T {run.T:g}, alpha "
@@ -254,18 +273,17 @@ def distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
              f"{f', first stage {hint.epochs} epochs' if hint.stages == 2 else ''}" if hint else "")
           + (f", DKD: TCKD x{weights['dkd_alpha']:g}, NCKD x{weights['dkd_beta']:g}"
              if name == "dkd" else ""))
-    more = {"jitter": jitter, "teacher": teacher_id, **({"flip": flip} if flip else {}),
+    more = {"jitter": jitter, "teacher": lesson.teacher_id, **({"flip": flip} if flip else {}),
             **({"hint": list(astuple(hint)), "hint_version": hints.HINT_VERSION} if hint else {}),
             **({"method": name, **weights} if name != "kd" else {})}  # a KD run's as before
     epochs, max_steps = cli.run_length(args, run.distill_epochs)
-    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, data, **more)
+    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, lesson.data, **more)
     first_stage = None
     if hint is not None and hint.stages == 2:
-        first_stage = hints.first_stage_of(args, run, out, config, student, teacher, sets, augment,
-                                     data, more, hint)
+        first_stage = hints.first_stage_of(lesson, run, out, student, more)
     history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
                               jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
-                              teacher_logits=teacher_logits, checkpoints=checkpoints,
+                              teacher_logits=lesson.teacher_logits, checkpoints=checkpoints,
                               view_cache_mb=args.view_cache_mb,
                               val_set=val_set, hint=hint,
                               loss=logit_loss(run.T, run.alpha, name, **weights))
@@ -318,13 +336,14 @@ def main(argv=None):
                       layers.logits_of(teacher, train_set[0]))  # one pass for a whole sweep
     rows = [(f"teacher {describe(teacher.config())}", teacher_errors, len(test_set[1]),
              args.teacher), baseline_row(args, config, len(test_set[1]))]
+    lesson = Lesson(args, config, teacher, teacher_errors, teacher_logits,
+                    (train_set, val_set, test_set), device, (jitter, flip), data, teacher_id,
+                    hint, (method, weights))
     results = []
     for run, out in zip(runs, outs):
         record = finished_record(args, out)
         if record is None:
-            record = distill_one(args, run, out, config, teacher, teacher_errors, teacher_logits,
-                                 (train_set, val_set, test_set), device, (jitter, flip), data,
-                                 teacher_id, hint, (method, weights))
+            record = distill_one(lesson, run, out)
         else:
             print(f"--resume: {out} had finished; its results are kept")
         results.append(record)

@@ -212,10 +212,12 @@ def hint_of(args, config, teacher, epochs):
                       first if args.two_stage else 0)
 
 
-def first_stage_of(args, run, out, config, student, teacher, sets, augment, data, more, hint):
-    """Run the first of two hint stages (skipped when resuming a second stage, whose saved
-    state holds its result); returns its history."""
-    (train_set, val_set, test_set), (jitter, flip) = sets, augment
+def first_stage_of(lesson, run, out, student, more):
+    """Run the first of two hint stages of the student (a distillation.Lesson's, recipe `run`,
+    output `out`; `more`: its checkpoint identity) (skipped when resuming a second stage, whose
+    saved state holds its result); returns its history."""
+    args, config, teacher, hint = lesson.args, lesson.config, lesson.teacher, lesson.hint
+    (train_set, val_set, test_set), (jitter, flip) = lesson.sets, lesson.augment
     kept = f"{out[:-3]}_stage1.json"  # the finished first stage's history, for a resume
     if args.resume and os.path.exists(checkpoint.resume_path(out)) and os.path.exists(kept):
         with open(kept) as f:
@@ -224,7 +226,8 @@ def first_stage_of(args, run, out, config, student, teacher, sets, augment, data
           f"{hint.student_layer} (the output layer is untrained until the second stage: "
           "its test errors stay near chance)")
     stage_out = f"{out[:-3]}_stage1.pt"
-    checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, data, **more)
+    checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, lesson.data,
+                                            **more)
     epochs, max_steps = cli.run_length(args, hint.epochs)
     history, _ = hint_first_stage(student, teacher, train_set, test_set, run, args.seed, hint,
                                   jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
