@@ -1,7 +1,7 @@
 """reproduce.py: the plan runs a student after its teacher, a second call reruns nothing and
 rebuilds the same tables, --print lists teachers first, --quick is the plan at toy size (rows kept
 apart, estimates scaled) in a folder of its own, bad input is one line and exit code 2, and the
-README's Reproduce block is the plan's."""
+reproduce block of docs/REPRODUCE.md is the plan's."""
 import os
 import shutil
 import subprocess
@@ -201,9 +201,10 @@ def test_bad_input_from_the_shell(tmp_path):
 
 
 def test_the_readme_block_is_the_plan(tmp_path):
-    readme = tmp_path / "README.md"
-    shutil.copy(os.path.join(ROOT, "README.md"), readme)
-    reproduce.main(["--write", str(readme)])
-    assert readme.read_text() == open(os.path.join(ROOT, "README.md")).read(), \
-        "README's reproduce block is stale: run python tools/reproduce.py --write README.md"
-    assert reproduce.readme_block() in readme.read_text()
+    """The reproduce block lives in docs/REPRODUCE.md, the README's page on reproducing."""
+    page = tmp_path / "REPRODUCE.md"
+    shutil.copy(os.path.join(ROOT, "docs", "REPRODUCE.md"), page)
+    reproduce.main(["--write", str(page)])
+    assert page.read_text() == open(os.path.join(ROOT, "docs", "REPRODUCE.md")).read(), \
+        "docs/REPRODUCE.md's reproduce block is stale: run python tools/reproduce.py --write docs/REPRODUCE.md"
+    assert reproduce.readme_block() in page.read_text()

@@ -560,14 +560,118 @@ README_TABLES = ["results/reproduction", "--study", "results/student_study", "--
                  "results/teacher_study", "--cnn", "results/cnn_and_hints",
                  *sorted(glob.glob(os.path.join(ROOT, "results", "reproduction",
                                                 "distilled_model_800_20_lr0.02_s*.json"))),
-                 "--models", "models", "--cost"]
+                 "--models", "models", "--demo", "results/demo", "--headline", "--cost"]
+# the files that hold the generated blocks: README.md and the docs/ pages
+README_FILES = ["README.md", *sorted(os.path.relpath(p, ROOT)
+                                     for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 
 
 def test_the_readme_tables_match_the_committed_results_files():
-    done = subprocess.run([sys.executable, "tools/tables.py", *README_TABLES, "--check", "README.md"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "tools/tables.py", *README_TABLES, "--check",
+                           *README_FILES], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "all 8 generated sections match" in done.stdout
+    assert "all 10 generated sections match" in done.stdout
+
+
+def test_the_readmes_progress_line_is_one_its_quick_start_printed():
+    """The example line under the quick start: the epoch of the results file it names,
+    formatted as train.py prints it (loss and test errors from the file's history)."""
+    import re
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    named, line = re.search(r"epoch 10 of `(results/[^`]+\.json)`.*?```\n(epoch [^\n]+)\n```",
+                            readme, re.S).groups()
+    import train
+    record = json.load(open(os.path.join(ROOT, named)))
+    assert record["command"].startswith("distillation.py --T 20 ")  # the quick start's command
+    entry, epochs = record["history"][9], record["epochs"]
+    eta = record["wall_s"] / epochs * (epochs - entry["epoch"])  # speed and ETA: the run's averages
+    assert line == train.progress_line(entry, epochs, record["test_count"], record["samples_per_s"], eta)
+
+
+def headline_records():
+    """Teachers of 600 (seed-paired) and 300 epochs, small nets, students of both kinds, and
+    no-3 students of both kinds."""
+    def teacher(seed, errors, epochs):
+        return {**record("teacher", seed, errors, epochs=epochs),
+                "architecture": "784-1200-1200-10", "jitter": 2}
+    plain = [teacher(1, 65, 600), teacher(2, 74, 600), teacher(1, 63, 300), teacher(2, 78, 300),
+             teacher(3, 74, 300), record("small", 1, 141), record("small", 2, 147),
+             record("small", 3, 147), paired(1, 105), record("student", 1, 100, T=20.0),
+             record("student", 2, 99, T=20.0), record("student", 3, 84, T=20.0)]
+    dark = [dark_record(1, 258, 200, 2.0), dark_record(2, 246, 150, 2.0),
+            dark_record(3, 221, 130, 2.0),
+            {**dark_record(1, 481, 402, 3.5), "teacher_run": paired(1, 0)["teacher_run"]}]
+    return plain, [{**r, "code_version": "abc1234"} for r in dark]
+
+
+def test_the_headline_puts_seed_paired_rows_beside_the_legacy_ones():
+    import readme_blocks
+    lines = readme_blocks.headline_table(*headline_records()).splitlines()
+    assert lines[2] == ("| teacher 784-1200-1200-10, jitter 2px | 67 | 69.5 ± 6.4, 2 seeds, 600 "
+                        "epochs: no verdict yet | 71.7 ± 7.8, 3 seeds, 300 epochs: MISSED |")
+    assert lines[3] == ("| small net, hard labels 784-800-800-10 | 146 | 145.0 ± 3.5, 3 seeds: met | "
+                        "the same runs (it learns from no teacher) |")
+    assert lines[4] == ("| distilled 784-800-800-10, T=20, alpha=0.9 | 74 | 105, 1 seed: no "
+                        "verdict yet | 94.3 ± 9.0, 3 seeds †: MISSED |")
+    # no-3: as trained 258, 246, 221 (241.7 ± 18.9); after the +3.5 shift 100 fewer each
+    assert lines[5].endswith("| 206 | 481, 1 seed: no verdict yet | 241.7 ± 18.9, 3 seeds †: MISSED |")
+    assert lines[6] == ("| no-3 student, after the paper's bias shift +3.5 | 109 | 381, 1 seed: "
+                        "no verdict yet | 141.7 ± 18.9, 3 seeds †: MISSED |")
+    assert len(lines) == 7  # no 7s-and-8s runs: no rows for them
+
+
+def test_the_headline_and_results_blocks_come_from_the_command_line(tmp_path):
+    plain, dark = headline_records()
+    page = tmp_path / "README.md"
+    page.write_text("<!-- headline:begin -->\n<!-- headline:end -->\n"
+                    "<!-- results:begin -->\n<!-- results:end -->\n")
+    (tmp_path / "dark.md").write_text("<!-- dark-knowledge:begin -->\n<!-- dark-knowledge:end -->\n")
+    pages = [page, tmp_path / "dark.md"]
+    code, out, err = run_tables(tmp_path, plain + dark, "--headline", "--write", *pages)
+    assert code == 0, err
+    assert "| 105, 1 seed: no verdict yet | 94.3 ± 9.0, 3 seeds †: MISSED |" in page.read_text()
+    assert "| wo3 | distilled 784-800-800-10, T=20 † |" in pages[1].read_text()
+    assert run_tables(tmp_path, plain + dark, "--headline", "--check", *pages)[0] == 0
+
+
+def test_each_block_goes_to_the_one_file_that_holds_its_markers(tmp_path):
+    runs = [record("small", 1, 140), record("small", 2, 146)]
+    readme, page, other = tmp_path / "README.md", tmp_path / "page.md", tmp_path / "other.md"
+    readme.write_text("top\n<!-- results:begin -->\nold\n<!-- results:end -->\n")
+    page.write_text("<!-- cost:begin -->\nold\n<!-- cost:end -->\nend\n")
+    other.write_text("no blocks here\n")
+    code, out, err = run_tables(tmp_path, runs, "--cost", "--write", readme, page, other)
+    assert code == 0, err
+    assert "| 143.0 ± 4.2 |" in readme.read_text() and "| all of them | 2 |" in page.read_text()
+    assert other.read_text() == "no blocks here\n" and page.read_text().endswith("end\n")
+    code, out, err = run_tables(tmp_path, runs, "--cost", "--check", readme, page, other)
+    assert code == 0 and "all 2 generated sections match" in out, err
+    stale = readme.read_text(), page.read_text()
+    code, out, err = run_tables(tmp_path, runs + [record("small", 3, 152)], "--cost", "--check",
+                                readme, page)
+    assert code == 1 and err.splitlines() == [  # one line per stale file
+        f"{path}: the generated sections {names} differ from the results files (rerun with --write)"
+        for path, names in ((readme, "results"), (page, "cost"))]
+    # a block in two files, or in none: one line, exit 2, no file written
+    other.write_text("<!-- cost:begin -->\n<!-- cost:end -->\n")
+    for files in ([readme, page, other], [readme]):
+        code, out, err = run_tables(tmp_path, runs + [record("small", 3, 152)], "--cost",
+                                    "--write", *files)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "cost:begin" in err, err
+        assert (readme.read_text(), page.read_text()) == stale
+
+
+def test_the_demo_block_compares_the_demo_with_the_full_run(tmp_path):
+    import readme_blocks
+    full = {**record("student", 1, 100, T=20.0, epochs=60), "teacher": "models/t.pt",
+            "params": {"name": "LocalParams", "distill_epochs": 60}, "_path": "full.json"}
+    demo = {**full, "epochs": 3, "test_errors": 139, "teacher_test_errors": 63, "wall_s": 239.1,
+            "threads": 2, "_path": "demo.json"}
+    small = {**record("small", 1, 141), "_path": "models/small.json"}
+    assert readme_blocks.demo_block([demo], [full, {**full, "seed": 2}], [small]) == (
+        "`demo.json`: 139 test errors after 3 epochs (teacher 63, small net 141 in "
+        "`models/small.json`); the same command and seed at the recipe's 60 epochs made 100, "
+        "39 fewer (`full.json`). Wall-clock 4.0 min, 2 threads, on test cpu, 2 cores.")
 
 
 def test_dkd_students_never_pool_with_kd_students_and_say_so():

@@ -1,8 +1,8 @@
 """Size and speed of the shipped models: the deployment argument for distillation, measured.
 
     python tools/deployment.py models                       # measure every models/*.pt, print the table
-    python tools/deployment.py models --write README.md     # also put the table into the README
-    python tools/deployment.py --table results/deployment.json --write README.md   # re-render a saved run
+    python tools/deployment.py models --write docs/SPEED.md  # also put the table into the speed page
+    python tools/deployment.py --table results/deployment.json --write docs/SPEED.md   # re-render a saved run
 
 For each checkpoint: parameters, checkpoint bytes, multiply-adds of one image's forward pass
 (`layers.multiply_adds`), CPU latency of one image (batch 1) and throughput at batch 1000, each
@@ -101,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--out", help="where the measurements go (default: "
                         "results/deployment.json for models/, else FOLDER/deployment.json)")
     parser.add_argument("--table", metavar="JSON", help="only render the table of a saved run")
-    parser.add_argument("--write", metavar="README", help="also put the table into this file")
+    parser.add_argument("--write", metavar="README", help="also put the table into this file (docs/SPEED.md holds its block)")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.repeats < 1:
         raise cli.UsageError("--threads and --repeats must be >= 1")

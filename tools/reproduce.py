@@ -287,15 +287,17 @@ def tables_command(out_dir, readme):
         from_mlp_teacher = ROWS["distilled"].out.format(S="[0-9]*") + ".json"
         words += ["--cnn", os.path.join(out_dir, "cnn"),
                   *sorted(glob.glob(os.path.join(out_dir, from_mlp_teacher)))]
-    if readme:
-        words += ["--write", readme]
+    if readme:  # each table's block lives in the README or one of the docs/ pages beside it
+        docs = os.path.join(os.path.dirname(readme), "docs")
+        words += ["--write", readme, *sorted(glob.glob(os.path.join(docs, "*.md")))]
         if importlib.util.find_spec("matplotlib"):  # tables.py's figures need it (an extra)
-            words += ["--plots", os.path.join(os.path.dirname(readme), "docs")]
+            words += ["--plots", docs]
     return words
 
 
 def readme_block():
-    """The README's Reproduce block: the plan's commands for seed S, as --print lists them."""
+    """The reproduce block of docs/REPRODUCE.md: the plan's commands for seed S, as --print
+    lists them."""
     runs = runs_of(PLAN, ["S"], "runs/reproduce", None, None, [])
     return "\n".join(["```bash"] + [f"{shlex.join(r.command)}  # {r.row.name}" for r in runs]
                      + ["```"])
@@ -369,8 +371,9 @@ def parse_args(argv):
     p.add_argument("--readme", metavar="FILE", help="the README whose tables (and figures, in "
                    "docs/ beside it) tables.py rewrites at the end (default: README.md for the "
                    "whole plan; only printed with --only, --quick or --extra)")
-    p.add_argument("--write", metavar="README",
-                   help="fill README's reproduce block with the plan's commands; run nothing")
+    p.add_argument("--write", metavar="FILE",
+                   help="fill FILE's reproduce block with the plan's commands (the repository's "
+                        "is in docs/REPRODUCE.md); run nothing")
     args = p.parse_args(argv)
     unknown = [name for name in args.only or [] if name not in ROWS]
     if unknown:

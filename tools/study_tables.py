@@ -6,7 +6,6 @@ import argparse
 import glob
 import os
 import statistics
-import sys
 from collections import namedtuple
 
 import tables
@@ -323,15 +322,18 @@ def arguments(argv):
         "experiments: the runs in these folders and files")
     add("--plots", metavar="DIR", help="also draw the figures into DIR (needs matplotlib, an extra)")
     add("--cost", action="store_true", help="also the table of the core-hours each table's runs took")
-    add("--write", metavar="README", help="replace the tables in this file")
-    add("--check", metavar="README", nargs="?", const=True, help="write nothing; exit 1 if the "
-        "tables in README (by default --write's) differ from what the results give, 0 if not")
+    add("--headline", action="store_true", help="also the first table: paired and legacy paper rows")
+    add("--demo", metavar="DIR", help="also the quick demo's line: DIR's runs against the full run")
+    add("--write", metavar="FILE", nargs="+", help="replace the tables in these files (README.md, "
+        "docs/*.md): each block in the one file that holds its markers")
+    add("--check", metavar="FILE", nargs="*", help="write nothing; exit 1 if the tables in these "
+        "files (by default --write's) differ from what the results give, 0 if not")
     add("--strict", action="store_true", help="refuse rows of uncommitted or unrecorded code and "
         "rows whose students all learned from one teacher")
     args = parser.parse_args(argv)
-    if args.check is True and not args.write:
+    if args.check == [] and not args.write:
         fail("--check needs a README: --check README, or --write README --check")
-    args.check = args.write if args.check is True else args.check  # --write README --check
+    args.check = args.write if args.check == [] else args.check  # --write README --check
     return args
 
 def records_in(paths, keep=lambda r: True, what="results JSON files"):
@@ -342,6 +344,7 @@ def records_in(paths, keep=lambda r: True, what="results JSON files"):
     return records
 
 def main(argv=None):
+    import readme_blocks  # here, not at the top: it imports this file
     args = arguments(argv)
     records = records_in(args.paths)
     # distillation_no_three.py runs: the as-trained record holds all of its variants
@@ -351,7 +354,8 @@ def main(argv=None):
     plain = [r for r in records if "experiment" not in r and not is_sweep(r, swept)]
     study, teacher_study = (study_records(folder) if folder else []
                             for folder in (args.study, args.teacher_study))
-    cnn = records_in(args.cnn) if args.cnn else []
+    cnn, models = (records_in(paths) if paths else []
+                   for paths in (args.cnn, args.models and [args.models]))
     blocks = {"results": plain and tables.table(plain, args.strict),  # strict: refuse marked rows
               "temperature-sweep": sweeps and sweep_table(sweeps, args.strict),
               "dark-knowledge": dark and dark_knowledge_table(dark, args.strict),
@@ -361,18 +365,14 @@ def main(argv=None):
               "cnn": cnn and cnn_table(cnn, args.strict),
               "cost": args.cost and tables.cost_table({
                   "results": plain, "temperature sweeps": sweeps, "dark knowledge": dark,
-                  "student study": study, "teacher study": teacher_study, "CNN and hints": cnn})}
+                  "student study": study, "teacher study": teacher_study, "CNN and hints": cnn}),
+              "headline": args.headline and readme_blocks.headline_table(plain, dark),
+              "demo": args.demo and readme_blocks.demo_block(records_in([args.demo]), plain, models)}
     blocks = {name: tables.with_notes(text) for name, text in blocks.items() if text}
     if args.check:
-        stale = tables.refresh(args.check, blocks, write=False)
-        if stale:
-            print(f"{args.check}: the generated sections {', '.join(stale)} differ from the "
-                  "results files (rerun with --write)", file=sys.stderr)
-            sys.exit(1)
-        print(f"{args.check}: all {len(blocks)} generated sections match the results files")
-        return
+        return readme_blocks.check_files(args.check, blocks)  # exit 1 if any is stale
     if args.write:
-        tables.refresh(args.write, blocks)
+        readme_blocks.refresh_files(args.write, blocks)
     print("".join(text + "\n\n" for text in blocks.values()), end="")
     if args.plots:
         draw(args.plots, sweeps, plain)

@@ -1,12 +1,11 @@
-r"""Regenerate the README's results tables from the JSON files the scripts wrote.
+r"""Regenerate the tables of README.md and docs/ from the JSON files the scripts wrote.
 
     python tools/tables.py results/reproduction --models models              # print the tables
-    python tools/tables.py results/reproduction --models models --write README.md
     python tools/tables.py results/reproduction --study results/student_study --models models \
         --teacher-study results/teacher_study --cnn results/cnn_and_hints \
-        results/reproduction/distilled_model_800_20_lr0.02_s*.json \
-        --cost --plots docs --write README.md    # every table of the README made from results files
-    python tools/tables.py ... --write README.md --check     # exit 1 if README's tables are stale
+        results/reproduction/distilled_model_800_20_lr0.02_s*.json --demo results/demo \
+        --headline --cost --plots docs --write README.md docs/*.md   # each block into the file
+    python tools/tables.py ... --write README.md docs/*.md --check   # of its markers; 1: stale
 
 Runs that differ only in their seed form one row: mean ± sample std and min-max over seeds,
 so nothing is typed or rounded by hand. A distilled student of seed s learns from the teacher
@@ -14,9 +13,10 @@ of seed s (its teacher_run), one recipe of teacher per row; rows of students fro
 for all seeds (records without teacher_run) are marked †, rows of uncommitted or unrecorded
 code ‡, and --strict refuses both. Only a row of the paper's own setting gets its number.
 
-Two files: this one holds the shared helpers, the main table, the cost table and the README's
-blocks; study_tables.py the other tables and the command line. study_tables imports this file;
-this file imports it only inside main(), when the command runs, so there is no import cycle.
+Three files: this one holds the shared helpers, the main table, the cost table and the README's
+blocks; study_tables.py the other tables and the command line; readme_blocks.py the headline and
+demo blocks and the writing to several files. Each imports this file; this file imports
+study_tables only inside main(), when the command runs, so there is no import cycle.
 """
 import argparse
 import glob
