@@ -1,7 +1,10 @@
 """The files a run writes and reads back, never half-written: the finished net (OUT.pt, with
 its config, and OUT.json), the resumable training state (OUT.resume.pt) and the Ctrl-C that
-saves it. One home for everything that must survive a crash or an interruption bit for bit.
+saves it, and the checks on a run's outputs before it starts (writable, not a finished run's,
+not another running process's: OUT.lock). One home for everything that must survive a crash or
+an interruption bit for bit.
 """
+import atexit
 import contextlib
 import hashlib
 import json
@@ -14,8 +17,9 @@ from dataclasses import dataclass, field
 import torch
 
 import training_params as tp
-from cli import UsageError, check_fits, json_path_of, resolve_device
+import dataset
 import layers
+from errors import CLEANUPS, UsageError
 
 
 def load_net(path, device, dataset_name=None):
@@ -51,6 +55,7 @@ def save_run(out, net, record):
     json_path = json_path_of(out)
     write_atomic({out: lambda f: torch.save(checkpoint, f),
                   json_path: lambda f: f.write(json.dumps(record, indent=1).encode())})
+    release_outputs(out)
     return json_path
 
 
@@ -229,13 +234,13 @@ class Checkpoints:
         return out
 
 
-def checkpoints_of(args, out, role, params, config, data, **more):
-    """The Checkpoints of a run (None for a dry run), identified by all that shapes its result;
-    `data` is a fingerprint of the training set."""
+def checkpoints_of(args, out, role, params, config, data, device, **more):
+    """The Checkpoints of a run on `device` (None for a dry run), identified by all that shapes
+    its result; `data` is a fingerprint of the training set."""
     if args.dry_run:
         return None
     identity = {"model": role, "config": config, "params": tp.used_by(params, role), "seed": args.seed,
-                "device": torch.device(resolve_device(args.device)).type, "data": data,
+                "device": torch.device(device).type, "data": data,
                 **({"precision": args.precision} if args.precision != "fp32" else {}), **more}
     return Checkpoints(out, args.checkpoint_every, identity, args.resume, args.keep_resume)
 
@@ -280,3 +285,113 @@ def interrupt_after_step():
         yield lambda: bool(hit)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def dataset_of(net):
+    """The dataset whose pixel statistics the net normalizes with (they are in its config), or
+    None if none matches."""
+    return next((name for name, info in dataset.DATASETS.items()
+                 if [round(m, 4) for m in net.mean] == list(info.mean)
+                 and [round(s, 4) for s in net.std] == list(info.std)), None)
+
+
+def check_fits(net, name, what):
+    """Bad input unless `net` (a loaded teacher, say) takes dataset `name`'s images and
+    predicts its classes."""
+    info = dataset.DATASETS[name]
+    pixels = info.shape[0] * info.shape[1] * info.shape[2]
+    if net.in_features == pixels and net.classes == info.classes and dataset_of(net) not in (None, name):
+        raise UsageError(f"{what} was trained on {dataset_of(net)} (its input normalization says "
+                         f"so), not on {name}: add --dataset {dataset_of(net)} to use it, or pass "
+                         f"a net trained on {name}")
+    if net.in_features != pixels or net.classes != info.classes:
+        raise UsageError(f"{what} takes {net.in_features} pixels and predicts {net.classes} "
+                         f"classes, but {name} has {'x'.join(map(str, info.shape))} images and "
+                         f"{info.classes} classes: pass one trained with --dataset {name}")
+
+
+def check_output(args, out):
+    """A training run's output: writable, not a finished run's unless --overwrite (or --resume,
+    which keeps a finished run's results, or --dry-run, which writes nothing), and not another
+    running process's (see `claim_output`)."""
+    check_writable(out)
+    if (os.path.exists(json_path_of(out)) and not (args.overwrite or args.resume or args.dry_run)):
+        raise UsageError(f"{json_path_of(out)!r} holds a finished run; pass --overwrite to replace "
+                         "it, or pick another --out")
+    if not args.dry_run:
+        claim_output(out)
+
+
+_claimed = []  # the lock files this process holds: each removed once its outputs are written,
+atexit.register(lambda: release_outputs())  # the rest when the process (or main: CLEANUPS) ends
+CLEANUPS.append(lambda: release_outputs())
+
+
+def claim_output(out):
+    """Take OUT.lock (holding this process's id) for the rest of the run, so that a second run
+    to the same --out refuses at once instead of both training and one overwriting the other.
+    A lock whose process is gone (a killed run) is taken over."""
+    lock = lock_path(out)
+    if lock in _claimed:
+        return
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock_holder(lock)
+            if holder is not None:
+                raise UsageError(f"{out!r} is being written by another run (process {holder}, "
+                                 f"{lock}); wait for it to end, or pick another --out") from None
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock)  # a killed run's
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _claimed.append(lock)
+        return
+
+
+def lock_holder(lock):
+    """The id of the live process that holds `lock`, or None (gone, or not a lock of ours)."""
+    try:
+        with open(lock) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)  # signal 0: does it exist?
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def release_outputs(out=None):
+    """Remove this process's lock of `out` (its outputs are written), or all it holds (at exit:
+    a run that failed)."""
+    for lock in [lock for lock in _claimed if out is None or lock == lock_path(out)]:
+        _claimed.remove(lock)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock)
+
+
+def lock_path(out):
+    return os.path.splitext(out)[0] + ".lock"
+
+
+def check_writable(out):
+    """Fail before training, not after it, if OUT.pt or OUT.json cannot be written: the folder is
+    created and a probe file written and removed in it."""
+    for path in (out, json_path_of(out)):
+        if os.path.isdir(path):
+            raise UsageError(f"output {path!r} is a folder; pick another --out")
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-probe-{os.getpid()}")
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError(f"cannot write to output folder {folder!r} ({e.strerror}); "
+                         "pick another --out") from None
+
+
+def json_path_of(out):
+    return os.path.splitext(out)[0] + ".json"

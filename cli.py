@@ -1,74 +1,25 @@
 """The command line the scripts share: flags, their checks, the device, the data a run trains
-on, the default output names, and how a run ends (bad input: one line on stderr and exit code 2;
-divergence: exit 3; Ctrl-C: 130 with the command that resumes). One home for what each script's
-`main` does before and after training, so the three scripts read the same way.
+on and the default output names. One home for what each script's `main` does before training,
+so the three scripts read the same way (the files a run writes: checkpoint.py; how it ends:
+records.report_errors).
 """
 import argparse
-import contextlib
 import hashlib
 import math
 import os
-import shlex
 import sys
 
 import torch
 
 import dataset
 import layers
-import records
 import training_params as tp
+from errors import UsageError
 
 DEFAULT_HIDDEN = {"teacher": [1200, 1200], "small": [800, 800], "student": [800, 800]}
 DEFAULT_TEACHER = os.path.join("models", "cumbersome_model_1200.pt")
 CNN_DEFAULTS = {"channels": [32], "kernel": 5, "convs": 1, "batch_norm": False, "hidden": [128]}
 FILE_PREFIX = {"teacher": "cumbersome_model", "small": "small_model", "student": "distilled_model"}
-
-
-class UsageError(Exception):
-    """Bad input: reported as one line on stderr with exit code 2."""
-
-
-class Diverged(Exception):
-    """The run blew up: a non-finite loss, or a finite one that undid the training."""
-    kind = "diverged"
-
-
-class NeverLearned(Diverged):
-    """The run never learned: still at chance after its first epoch, or a hidden layer dead."""
-    kind = "never learned"
-
-
-class Interrupted(Exception):
-    """Ctrl-C during training: the state was checkpointed after the current step."""
-    def __init__(self, epoch, step, path):  # numbered as the progress lines and a resume are
-        super().__init__(f"interrupted in epoch {epoch} after step {step}; the training state "
-                         f"is saved in {path}")
-
-
-def report_errors(main):
-    """Run main(argv); bad input and divergence become one line on stderr, no traceback."""
-    def wrapped(argv=None):
-        prog = os.path.basename(sys.argv[0]) if argv is None else "script"
-        records.code_version_at_start()  # the run's code is the code it starts with
-        try:
-            return main(argv)
-        except UsageError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            sys.exit(2)
-        except Diverged as e:
-            print(f"{prog}: {e.kind}: {e}", file=sys.stderr)
-            sys.exit(3)
-        except Interrupted as e:
-            words = ["python", *sys.argv] if argv is None else ["python", prog, *argv]
-            again = shlex.join(words + ([] if "--resume" in words else ["--resume"]))
-            print(f"{prog}: {e}; continue with: {again}", file=sys.stderr)
-            sys.exit(130)
-        except KeyboardInterrupt:
-            print(f"\n{prog}: interrupted; the run in progress was not saved", file=sys.stderr)
-            sys.exit(130)
-        finally:
-            release_outputs()
-    return wrapped
 
 
 class Parser(argparse.ArgumentParser):
@@ -294,29 +245,6 @@ def net_config(args, params, role):
     return {**config, **cnn, "in_shape": list(info.shape)}
 
 
-def dataset_of(net):
-    """The dataset whose pixel statistics the net normalizes with (they are in its config), or
-    None if none matches."""
-    return next((name for name, info in dataset.DATASETS.items()
-                 if [round(m, 4) for m in net.mean] == list(info.mean)
-                 and [round(s, 4) for s in net.std] == list(info.std)), None)
-
-
-def check_fits(net, name, what):
-    """Bad input unless `net` (a loaded teacher, say) takes dataset `name`'s images and
-    predicts its classes."""
-    info = dataset.DATASETS[name]
-    pixels = info.shape[0] * info.shape[1] * info.shape[2]
-    if net.in_features == pixels and net.classes == info.classes and dataset_of(net) not in (None, name):
-        raise UsageError(f"{what} was trained on {dataset_of(net)} (its input normalization says "
-                         f"so), not on {name}: add --dataset {dataset_of(net)} to use it, or pass "
-                         f"a net trained on {name}")
-    if net.in_features != pixels or net.classes != info.classes:
-        raise UsageError(f"{what} takes {net.in_features} pixels and predicts {net.classes} "
-                         f"classes, but {name} has {'x'.join(map(str, info.shape))} images and "
-                         f"{info.classes} classes: pass one trained with --dataset {name}")
-
-
 def run_length(args, epochs):
     """(epochs, max_steps per epoch) of a run: a --dry-run is one epoch of 10 steps."""
     return (1, 10) if args.dry_run else (epochs, None)
@@ -410,81 +338,3 @@ def width_name(config):
     if len(set(widths)) == 1:  # '800' for the paper's two layers, '128d1' for one of 128
         return str(widths[0]) if len(widths) == 2 else f"{widths[0]}d{len(widths)}"
     return "x".join(map(str, widths))
-
-
-def check_output(args, out):
-    """A training run's output: writable, not a finished run's unless --overwrite (or --resume,
-    which keeps a finished run's results, or --dry-run, which writes nothing), and not another
-    running process's (see `claim_output`)."""
-    check_writable(out)
-    if (os.path.exists(json_path_of(out)) and not (args.overwrite or args.resume or args.dry_run)):
-        raise UsageError(f"{json_path_of(out)!r} holds a finished run; pass --overwrite to replace "
-                         "it, or pick another --out")
-    if not args.dry_run:
-        claim_output(out)
-
-
-_claimed = []  # the lock files this process holds, removed when its `main` returns or fails
-
-
-def claim_output(out):
-    """Take OUT.lock (holding this process's id) for the rest of the run, so that a second run
-    to the same --out refuses at once instead of both training and one overwriting the other.
-    A lock whose process is gone (a killed run) is taken over."""
-    lock = os.path.splitext(out)[0] + ".lock"
-    if lock in _claimed:
-        return
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = lock_holder(lock)
-            if holder is not None:
-                raise UsageError(f"{out!r} is being written by another run (process {holder}, "
-                                 f"{lock}); wait for it to end, or pick another --out") from None
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(lock)  # a killed run's
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        _claimed.append(lock)
-        return
-
-
-def lock_holder(lock):
-    """The id of the live process that holds `lock`, or None (gone, or not a lock of ours)."""
-    try:
-        with open(lock) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)  # signal 0: does it exist?
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def release_outputs():
-    while _claimed:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(_claimed.pop())
-
-
-def check_writable(out):
-    """Fail before training, not after it, if OUT.pt or OUT.json cannot be written: the folder is
-    created and a probe file written and removed in it."""
-    for path in (out, json_path_of(out)):
-        if os.path.isdir(path):
-            raise UsageError(f"output {path!r} is a folder; pick another --out")
-    folder = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".write-probe-{os.getpid()}")
-        with open(probe, "wb"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise UsageError(f"cannot write to output folder {folder!r} ({e.strerror}); "
-                         "pick another --out") from None
-
-
-def json_path_of(out):
-    return os.path.splitext(out)[0] + ".json"

@@ -115,6 +115,53 @@ def distill(student, teacher, train_set, test_set, params, seed, *, jitter=0, fl
                      val_set=val_set, batch_size=params.distill_batch_size, suspect=suspect)
 
 
+def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, *, jitter=0,
+                     flip=False, epochs=None, max_steps=None, checkpoints=None, val_set=None):
+    """The first of two stages: the student's layers up to hint.student_layer (and the
+    regressor, then dropped) learn the hint loss alone, unweighted, for hint.epochs; the rest
+    stays as it was."""
+    teacher.eval().requires_grad_(False)
+    hinted = hints.Hinted(student, hints.regressor_of(student, teacher, hint, train_set[0].device))
+    frozen = hints.freeze_above(student, hint.student_layer)
+    try:
+        return train.fit(hinted, [*train_set, None], test_set, params, epochs=epochs or hint.epochs,
+                         lr=params.distill_lr, seed=seed, batch_loss=hints.first_stage_loss(
+                             teacher, hint), jitter=jitter, flip=flip, max_steps=max_steps,
+                         checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
+                         val_set=val_set, batch_size=params.distill_batch_size,
+                         suspect=None)  # its output layer stays untrained: errors near chance
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def first_stage_of(lesson, run, out, student, more):
+    """Run the first of two hint stages of the student (a Lesson's, recipe `run`,
+    output `out`; `more`: its checkpoint identity) (skipped when resuming a second stage, whose
+    saved state holds its result); returns its history."""
+    args, config, teacher, hint = lesson.args, lesson.config, lesson.teacher, lesson.hint
+    (train_set, val_set, test_set), (jitter, flip) = lesson.sets, lesson.augment
+    kept = f"{out[:-3]}_stage1.json"  # the finished first stage's history, for a resume
+    if args.resume and os.path.exists(checkpoint.resume_path(out)) and os.path.exists(kept):
+        with open(kept) as f:
+            return json.load(f)
+    print(f"first stage: the hint alone, {hint.epochs} epochs, layers up to "
+          f"{hint.student_layer} (the output layer is untrained until the second stage: "
+          "its test errors stay near chance)")
+    stage_out = f"{out[:-3]}_stage1.pt"
+    checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, lesson.data,
+                                            lesson.device, **more)
+    epochs, max_steps = cli.run_length(args, hint.epochs)
+    history, _ = hint_first_stage(student, teacher, train_set, test_set, run, args.seed, hint,
+                                  jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
+                                  checkpoints=checkpoints, val_set=val_set)
+    if checkpoints:
+        checkpoints.finish()
+        checkpoint.write_atomic({kept: lambda f: f.write(json.dumps(history).encode())})
+    print("second stage: plain distillation of the whole student")
+    return history
+
+
 def make_distill_parser(doc, sweep=True):
     """The shared flags plus the student's; `sweep`: --T takes several temperatures."""
     parser = cli.make_parser(doc)
@@ -178,10 +225,10 @@ def out_path(args, config, T, sweep, hint=None):
 
 def finished_record(args, out):
     """The results of a run of a resumed sweep that had already finished, else None."""
-    if not (args.resume and os.path.exists(cli.json_path_of(out))
+    if not (args.resume and os.path.exists(checkpoint.json_path_of(out))
             and not os.path.exists(checkpoint.resume_path(out))):
         return None
-    with open(cli.json_path_of(out)) as f:
+    with open(checkpoint.json_path_of(out)) as f:
         return json.load(f)
 
 
@@ -277,10 +324,11 @@ def distill_one(lesson, run, out):
             **({"hint": list(astuple(hint)), "hint_version": hints.HINT_VERSION} if hint else {}),
             **({"method": name, **weights} if name != "kd" else {})}  # a KD run's as before
     epochs, max_steps = cli.run_length(args, run.distill_epochs)
-    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, lesson.data, **more)
+    checkpoints = checkpoint.checkpoints_of(args, out, "student", run, config, lesson.data, device,
+                                            **more)
     first_stage = None
     if hint is not None and hint.stages == 2:
-        first_stage = hints.first_stage_of(lesson, run, out, student, more)
+        first_stage = first_stage_of(lesson, run, out, student, more)
     history, timing = distill(student, teacher, train_set, test_set, run, args.seed,
                               jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
                               teacher_logits=lesson.teacher_logits, checkpoints=checkpoints,
@@ -306,7 +354,7 @@ def distill_one(lesson, run, out):
     return record
 
 
-@cli.report_errors
+@records.report_errors
 def main(argv=None):
     parser = make_distill_parser(__doc__)
     parser.add_argument("--baseline", help="results JSON of the hard-label small net to compare "
@@ -326,7 +374,7 @@ def main(argv=None):
     check_teacher_dropout(runs[0], teacher, hint)
     outs = [out_path(args, config, run.T, len(runs) > 1, hint) for run in runs]
     for out in outs:
-        cli.check_output(args, out)
+        checkpoint.check_output(args, out)
     jitter, flip = cli.augmentation(args, runs[0], "student")
     train_set, val_set, test_set = cli.load_data(args, device)
     teacher_errors, _, _ = layers.evaluate(teacher, *test_set)

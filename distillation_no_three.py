@@ -169,7 +169,7 @@ def train_nets(args, run, transfer, val_set, test_set, teacher, device, outs):
 
     def checkpoints(role, net):
         saved[role] = checkpoint.checkpoints_of(
-            args, outs[role], role, run, net.config(), data, jitter=jitter,
+            args, outs[role], role, run, net.config(), data, device, jitter=jitter,
             experiment=experiment_name(args),
             **({"teacher": teacher_id} if role == "student" else {}))
         return saved[role]
@@ -197,7 +197,7 @@ def train_nets(args, run, transfer, val_set, test_set, teacher, device, outs):
     return nets
 
 
-@cli.report_errors
+@records.report_errors
 def main(argv=None):
     args, run = parse_args(argv)
     device = cli.resolve_device(args.device)
@@ -209,7 +209,7 @@ def main(argv=None):
     outs = {"student": student_out, "small": baseline_out}
     for role, path in outs.items():
         if role == "student" or not args.no_baseline:
-            cli.check_output(args, path)
+            checkpoint.check_output(args, path)
     cli.precision_note(args.precision, device)
     teacher = layers.set_precision(checkpoint.load_net(args.teacher, device, args.dataset),
                                    args.precision)

@@ -25,6 +25,7 @@ import torch
 
 import checkpoint
 import cli
+import records
 import dataset
 import layers
 
@@ -40,13 +41,13 @@ def print_confusion(matrix):
         print(f"{c:>16} " + "".join(f"{n:>6}" for n in row))
 
 
-@cli.report_errors
+@records.report_errors
 def main(argv=None):
     args = parse_args(argv)
     device = cli.resolve_device(args.device)
     cli.check_holdout(args.holdout)
     if args.json:
-        cli.check_writable(args.json)
+        checkpoint.check_writable(args.json)
     nets, failed = [], []
     for path in args.checkpoints:
         try:
@@ -116,8 +117,8 @@ def load(args, path, device):
     """(path, net, the dataset it is scored on); bad input if the net cannot be read or does not
     fit that dataset."""
     net = checkpoint.load_net(path, device)
-    name = args.dataset or cli.dataset_of(net) or "mnist"
-    cli.check_fits(net, name, f"the net in {path!r}")
+    name = args.dataset or checkpoint.dataset_of(net) or "mnist"
+    checkpoint.check_fits(net, name, f"the net in {path!r}")
     return path, net, name
 
 

@@ -2,8 +2,9 @@
 feature of the teacher, through a small learned regressor from its own feature to the teacher's.
 
 One home for feature distillation: the regressor, the student-plus-regressor module that
-`train.fit` trains, the default layers, and the two ways to train with a hint (the hint loss
-itself is in losses.py, a small copyable function beside the logit losses):
+`train.fit` trains, the default layers, the flags and the losses of the two ways to train with
+a hint (distillation.py runs them; the hint loss itself is in losses.py, a small copyable
+function beside the logit losses):
   one stage:  loss = distillation loss + hint_weight * hint loss, the whole student at once;
   two stages: (1) the student's layers up to the guided feature, and the regressor, learn the
               hint loss alone (unweighted: FitNets' first stage); (2) the whole student learns by
@@ -14,18 +15,14 @@ differences per example. Records of such runs say "hint_version": 2; runs made b
 1x1 conv or linear regressor, the last layers, the mean squared error, a first stage scaled by
 the hint weight) lack it.
 """
-import json
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-import checkpoint
-import cli
+from errors import UsageError
 import layers
-import train
 from layers import describe
 from losses import hint_loss
 
@@ -132,27 +129,6 @@ def freeze_above(student, layer):
     return frozen
 
 
-# ---- the command line and the first of two stages, as distillation.py runs them
-def hint_first_stage(student, teacher, train_set, test_set, params, seed, hint, *, jitter=0,
-                     flip=False, epochs=None, max_steps=None, checkpoints=None, val_set=None):
-    """The first of two stages: the student's layers up to hint.student_layer (and the
-    regressor, then dropped) learn the hint loss alone, unweighted, for hint.epochs; the rest
-    stays as it was."""
-    teacher.eval().requires_grad_(False)
-    hinted = Hinted(student, regressor_of(student, teacher, hint, train_set[0].device))
-    frozen = freeze_above(student, hint.student_layer)
-    try:
-        return train.fit(hinted, [*train_set, None], test_set, params, epochs=epochs or hint.epochs,
-                         lr=params.distill_lr, seed=seed, batch_loss=first_stage_loss(
-                             teacher, hint), jitter=jitter, flip=flip, max_steps=max_steps,
-                         checkpoints=checkpoints, warmup_steps=params.distill_warmup_steps,
-                         val_set=val_set, batch_size=params.distill_batch_size,
-                         suspect=None)  # its output layer stays untrained: errors near chance
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-
-
 def regressor_of(student, teacher, hint, device):
     """The regressor from the student's hinted feature to the teacher's (seeded by the
     student's init stream: created right after the student)."""
@@ -187,53 +163,26 @@ def hint_of(args, config, teacher, epochs):
     weight = args.hint_weight
     if weight is None or weight == 0:
         if args.hint_layers or args.two_stage or args.hint_epochs is not None:
-            raise cli.UsageError("--hint-layers, --two-stage and --hint-epochs need a "
+            raise UsageError("--hint-layers, --two-stage and --hint-epochs need a "
                                  "--hint-weight above 0")
         return None
     if not (math.isfinite(weight) and weight > 0):
-        raise cli.UsageError(f"--hint-weight must be a finite number > 0 (0: no hint), got {weight}")
+        raise UsageError(f"--hint-weight must be a finite number > 0 (0: no hint), got {weight}")
     student = layers.build(config)
     names = args.hint_layers or default_layers(student, teacher)
     for net, name, who in ((student, names[0], "student"), (teacher, names[1], "teacher")):
         if name not in net.feature_names():
-            raise cli.UsageError(f"--hint-layers: the {who} ({describe(net.config())}) has no "
+            raise UsageError(f"--hint-layers: the {who} ({describe(net.config())}) has no "
                                  f"feature {name!r}; it has {', '.join(net.feature_names())}")
     try:
         make_regressor(layers.feature_shape(student, names[0]),
                              layers.feature_shape(teacher, names[1]))
     except ValueError as e:
-        raise cli.UsageError(f"--hint-layers {names[0]} {names[1]}: {e}") from None
+        raise UsageError(f"--hint-layers {names[0]} {names[1]}: {e}") from None
     if args.hint_epochs is not None and not args.two_stage:
-        raise cli.UsageError("--hint-epochs is the first of two stages' length: add --two-stage")
+        raise UsageError("--hint-epochs is the first of two stages' length: add --two-stage")
     first = max(1, epochs // 4) if args.hint_epochs is None else args.hint_epochs
     if args.two_stage and first < 1:
-        raise cli.UsageError(f"--hint-epochs must be >= 1, got {first}")
+        raise UsageError(f"--hint-epochs must be >= 1, got {first}")
     return Hint(weight, names[0], names[1], 2 if args.two_stage else 1,
                       first if args.two_stage else 0)
-
-
-def first_stage_of(lesson, run, out, student, more):
-    """Run the first of two hint stages of the student (a distillation.Lesson's, recipe `run`,
-    output `out`; `more`: its checkpoint identity) (skipped when resuming a second stage, whose
-    saved state holds its result); returns its history."""
-    args, config, teacher, hint = lesson.args, lesson.config, lesson.teacher, lesson.hint
-    (train_set, val_set, test_set), (jitter, flip) = lesson.sets, lesson.augment
-    kept = f"{out[:-3]}_stage1.json"  # the finished first stage's history, for a resume
-    if args.resume and os.path.exists(checkpoint.resume_path(out)) and os.path.exists(kept):
-        with open(kept) as f:
-            return json.load(f)
-    print(f"first stage: the hint alone, {hint.epochs} epochs, layers up to "
-          f"{hint.student_layer} (the output layer is untrained until the second stage: "
-          "its test errors stay near chance)")
-    stage_out = f"{out[:-3]}_stage1.pt"
-    checkpoints = checkpoint.checkpoints_of(args, stage_out, "student", run, config, lesson.data,
-                                            **more)
-    epochs, max_steps = cli.run_length(args, hint.epochs)
-    history, _ = hint_first_stage(student, teacher, train_set, test_set, run, args.seed, hint,
-                                  jitter=jitter, flip=flip, epochs=epochs, max_steps=max_steps,
-                                  checkpoints=checkpoints, val_set=val_set)
-    if checkpoints:
-        checkpoints.finish()
-        checkpoint.write_atomic({kept: lambda f: f.write(json.dumps(history).encode())})
-    print("second stage: plain distillation of the whole student")
-    return history

@@ -1,15 +1,18 @@
 """What a run reports: its results record (the JSON beside each checkpoint), the machine and
-code version it ran on, and the summary table a script prints at the end.
+code version it ran on, the summary table a script prints at the end, and how it ends when it
+fails (`report_errors`: one line and an exit code).
 """
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 
 import torch
 
 import training_params as tp
+from errors import CLEANUPS, Diverged, Interrupted, UsageError
 from layers import describe, evaluate
 
 
@@ -84,7 +87,7 @@ def code_version():
     return f"{commit}-dirty" if commit and dirty else (commit or None)
 
 
-_started_with = []  # the code version, read once, when the run starts (cli.report_errors)
+_started_with = []  # the code version, read once, when the run starts (report_errors)
 
 
 def code_version_at_start():
@@ -118,3 +121,31 @@ def print_summary(rows):
     for name, errors, count, note in rows:
         shown = ("-", "-") if errors is None else (errors, f"{100 * errors / count:.2f}")
         print(f"{name:<{width}} {shown[0]:>11} {shown[1]:>8}  {note}")
+
+
+def report_errors(main):
+    """Run main(argv); bad input, divergence and Ctrl-C become one line on stderr, no
+    traceback, with their exit codes (errors.py)."""
+    def wrapped(argv=None):
+        prog = os.path.basename(sys.argv[0]) if argv is None else "script"
+        code_version_at_start()  # the run's code is the code it starts with
+        try:
+            return main(argv)
+        except UsageError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except Diverged as e:
+            print(f"{prog}: {e.kind}: {e}", file=sys.stderr)
+            sys.exit(3)
+        except Interrupted as e:
+            words = ["python", *sys.argv] if argv is None else ["python", prog, *argv]
+            again = shlex.join(words + ([] if "--resume" in words else ["--resume"]))
+            print(f"{prog}: {e}; continue with: {again}", file=sys.stderr)
+            sys.exit(130)
+        except KeyboardInterrupt:
+            print(f"\n{prog}: interrupted; the run in progress was not saved", file=sys.stderr)
+            sys.exit(130)
+        finally:
+            for cleanup in CLEANUPS:
+                cleanup()
+    return wrapped

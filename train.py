@@ -19,7 +19,7 @@ import dataset
 import layers
 import records
 import training_params as tp
-from cli import Diverged, Interrupted, NeverLearned
+from errors import Diverged, Interrupted, NeverLearned
 from checkpoint import Progress, interrupt_after_step
 from layers import build, describe, evaluate
 from records import format_seconds
@@ -288,7 +288,7 @@ def stop_if_never_learned(net, watched_set, train_labels, suspect, untrained):
                            "term that swamps the loss): lower it")
 
 
-@cli.report_errors
+@records.report_errors
 def main(argv=None):
     parser = cli.make_parser(__doc__, students=False)
     local = tp.LocalParams()
@@ -303,7 +303,7 @@ def main(argv=None):
     device = cli.resolve_device(args.device)
     config = cli.net_config(args, params, role)
     out = args.out or cli.default_out(args, role, config)
-    cli.check_output(args, out)
+    checkpoint.check_output(args, out)
     epochs, max_steps = cli.run_length(args, params.teacher_epochs if role == "teacher" else params.epochs)
     jitter, flip = cli.augmentation(args, params, role)
 
@@ -312,7 +312,7 @@ def main(argv=None):
     cli.precision_note(args.precision, device)
     net = init_net(config, args.seed, device, args.precision)
     checkpoints = checkpoint.checkpoints_of(args, out, role, params, config,
-                                            checkpoint.fingerprint(*train_set), jitter=jitter,
+                                            checkpoint.fingerprint(*train_set), device, jitter=jitter,
                                             **({"flip": flip} if flip else {}))
     print(f"{role}: {describe(net.config())} on {device}, {len(train_set[1])} training images, "
           f"{records.count(epochs, 'epoch')}, {type(params).__name__}, jitter {jitter}"

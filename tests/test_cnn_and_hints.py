@@ -156,7 +156,7 @@ def test_the_first_of_two_stages_does_not_change_with_the_hint_weight(tiny_mnist
     for weight in (1.0, 5.0):
         net = train.init_net({"arch": "cnn", "channels": [3, 4], "kernel": 3, "hidden": [8]}, 1, "cpu")
         params = tp.LocalParams(distill_batch_size=50, distill_warmup_steps=0)
-        history, _ = hints.hint_first_stage(net, teacher, train_set, test_set, params, 1,
+        history, _ = distillation.hint_first_stage(net, teacher, train_set, test_set, params, 1,
                                                    hints.Hint(weight, "stage1", "stage1", 2, 1))
         trained.append((history[-1]["loss"], [p.clone() for p in net.parameters()]))
     assert trained[0][0] == trained[1][0]
@@ -184,7 +184,7 @@ def test_first_of_two_stages_trains_only_the_lower_layers(tiny_mnist):
     student = train.init_net({"arch": "cnn", "channels": [3, 4], "kernel": 3, "hidden": [8]}, 1, "cpu")
     before = {name: p.clone() for name, p in student.named_parameters()}
     params = tp.LocalParams(distill_batch_size=50, distill_warmup_steps=0)
-    hints.hint_first_stage(student, teacher, train_set, test_set, params, 1,
+    distillation.hint_first_stage(student, teacher, train_set, test_set, params, 1,
                                   hints.Hint(1.0, "stage1", "stage1", 2, 2))
     changed = {name for name, p in student.named_parameters() if not torch.equal(p, before[name])}
     assert changed == {"stages.0.0.weight", "stages.0.0.bias"}  # stage 1's conv, nothing above
@@ -199,7 +199,7 @@ def test_the_second_of_two_stages_is_plain_distillation_of_the_whole_stage_one_s
     params = tp.LocalParams(distill_batch_size=50, distill_warmup_steps=0, distill_epochs=2, T=4.0)
     hint = hints.Hint(1.0, "stage1", "stage1", 2, 1)
     student = train.init_net(config, 1, "cpu")
-    hints.hint_first_stage(student, teacher, train_set, test_set, params, 1, hint)
+    distillation.hint_first_stage(student, teacher, train_set, test_set, params, 1, hint)
     after_one = {name: p.clone() for name, p in student.named_parameters()}
     distillation.distill(student, teacher, train_set, test_set, params, 1, hint=hint)
     changed = {name for name, p in student.named_parameters() if not torch.equal(p, after_one[name])}

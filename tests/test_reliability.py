@@ -12,6 +12,7 @@ import dataset
 import layers
 import checkpoint
 import cli
+import errors
 import train
 import training_params as tp
 from conftest import ROOT, read_json
@@ -133,7 +134,7 @@ def test_divergence_names_the_epoch_and_keeps_the_last_good_checkpoint(tiny_mnis
         loss = train.hard_label_loss(net, x, y, extra)
         return loss * float("nan") if len(calls) > 4 * 8 else loss  # 8 steps per epoch
 
-    with pytest.raises(cli.Diverged) as stop:
+    with pytest.raises(errors.Diverged) as stop:
         train.fit(net, [*train_set, None], test_set, params, epochs=10, lr=0.01, seed=1,
                   batch_loss=loss_that_blows_up_in_epoch_5, checkpoints=checkpoints)
     assert "epoch 5" in str(stop.value) and checkpoints.path in str(stop.value)
@@ -399,7 +400,7 @@ def test_ctrl_c_on_an_epochs_last_step_resumes(tiny_mnist, tmp_path):
 
     reference, (history, _) = run(str(tmp_path / "reference.pt"))
     out = str(tmp_path / "net.pt")
-    with pytest.raises(cli.Interrupted, match="in epoch 2 after step 8"):
+    with pytest.raises(errors.Interrupted, match="in epoch 2 after step 8"):
         run(out, interrupt_at=16)  # the last of epoch 2's 8 steps
     resumed, (resumed_history, _) = run(out)
     assert resumed_history == history

@@ -11,7 +11,6 @@ import types
 import pytest
 
 import checkpoint
-import cli
 import distillation
 import reproduce
 from conftest import REAL_MNIST, ROOT, has_real_data
@@ -159,7 +158,7 @@ def test_quick_never_writes_the_repositorys_readme(tmp_path, capsys):
 
 
 def test_file_names_are_the_scripts_own(tmp_path):
-    """Where the scripts write results and resume states: cli.json_path_of,
+    """Where the scripts write results and resume states: checkpoint.json_path_of,
     checkpoint.resume_path and a sweep's distillation.out_path."""
     runs = reproduce.runs_of([reproduce.ROWS["teacher"], reproduce.ROWS["sweep30"]], [2],
                              str(tmp_path), None, None, [])
@@ -170,7 +169,7 @@ def test_file_names_are_the_scripts_own(tmp_path):
                     for T in reproduce.TEMPERATURES.split()]
         else:
             outs = [out]
-        assert run.results == [cli.json_path_of(o) for o in outs]
+        assert run.results == [checkpoint.json_path_of(o) for o in outs]
         assert run.resume == [checkpoint.resume_path(o) for o in outs]
 
 

@@ -564,8 +564,8 @@ def test_importing_runs_no_subprocess_and_the_code_version_is_read_at_the_start(
     assert done.returncode == 0, done.stderr
 
 
-COPY = ["distillation.py", "checkpoint.py", "cli.py", "dataset.py", "hints.py", "layers.py",
-        "losses.py", "records.py", "train.py", "training_params.py"]  # as the README lists them
+COPY = ["distillation.py", "checkpoint.py", "cli.py", "dataset.py", "errors.py", "hints.py",
+        "layers.py", "losses.py", "records.py", "train.py", "training_params.py"]  # as the README lists them
 
 
 def project_imports(name, found=None):
@@ -598,3 +598,28 @@ def test_distillation_py_runs_when_copied_with_exactly_the_modules_it_imports(tr
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.load(open(tmp_path / "s.json"))["train_count"] == 200
+
+
+def test_the_training_path_stands_on_five_floors_with_no_arrow_back():
+    """Ground (no project imports), one plumbing floor whose modules import none of each other,
+    then train, distillation, distillation_no_three: a module's floor is 1 + its highest import's."""
+    import ast
+    modules = [name[:-3] for name in os.listdir(ROOT) if name.endswith(".py")]
+
+    def imports(module):
+        with open(os.path.join(ROOT, f"{module}.py")) as f:
+            tree = ast.parse(f.read())
+        return {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for a in node.names if a.name in modules} | {
+            node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module in modules}
+
+    def floor(module, seen=()):
+        assert module not in seen, f"an import circle through {module}"
+        return 1 + max([floor(m, seen + (module,)) for m in imports(module)], default=0)
+    floors = {m: floor(m) for m in modules}
+    assert {m for m, f in floors.items() if f == 1} >= {"layers", "dataset", "training_params",
+                                                       "losses", "errors"}
+    assert {floors[m] for m in ("checkpoint", "cli", "records")} == {2}
+    assert [floors[m] for m in ("train", "distillation", "distillation_no_three")] == [3, 4, 5]
+    assert max(floors.values()) == 5

@@ -504,7 +504,7 @@ def main(argv=None):
             with open(args.table) as f:
                 record = json.load(f)
         else:
-            cli.check_writable(args.out)
+            checkpoint.check_writable(args.out)
             record = benchmark(args, repeats)
             checkpoint.write_atomic({args.out: lambda f: f.write(json.dumps(record, indent=1).encode())})
         text = markdown(record)

@@ -47,11 +47,11 @@ def measure(path, record, repeats):
 def results_of(path):
     """The results JSON beside checkpoint `path`; bad input if it is missing or incomplete."""
     try:
-        with open(cli.json_path_of(path)) as f:
+        with open(checkpoint.json_path_of(path)) as f:
             record = json.load(f)
         record["model"], record["test_errors"], record["test_count"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise cli.UsageError(f"{path}: its results file {cli.json_path_of(path)!r} is "
+        raise cli.UsageError(f"{path}: its results file {checkpoint.json_path_of(path)!r} is "
                              f"missing or incomplete ({type(e).__name__}: {e})") from None
     return record
 
@@ -90,7 +90,7 @@ def markdown(record):
     return "\n".join(lines)
 
 
-@cli.report_errors
+@records.report_errors
 def main(argv=None):
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", default="models",
@@ -116,7 +116,7 @@ def main(argv=None):
         if args.out is None:
             same = os.path.abspath(args.folder) == os.path.abspath("models")
             args.out = os.path.join("results" if same else args.folder, "deployment.json")
-        cli.check_writable(args.out)
+        checkpoint.check_writable(args.out)
         record = measure_all(args.folder, args.threads, args.repeats)
         checkpoint.write_atomic({args.out: lambda f: f.write(json.dumps(record, indent=1).encode())})
         text = markdown(record)

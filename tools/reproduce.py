@@ -100,7 +100,7 @@ QUICK_EPOCHS, QUICK_SUBSET = 1, 0.1
 START_MINUTES = 0.1  # a run's fixed cost (Python, torch, data, test pass): most of a quick one
 # one (row, seed): its command, results JSONs, resume states and log, the (row, seed) it needs,
 # and its minutes before any run of its row has finished (the row's, scaled to --quick's size).
-# File names as cli.json_path_of and checkpoint.resume_path make them (the test checks), written
+# File names as checkpoint.json_path_of and checkpoint.resume_path make them (the test checks), written
 # out here so that listing the plan imports no torch
 Run = collections.namedtuple("Run", "row seed command results resume log needs minutes")
 

@@ -30,6 +30,7 @@ import torch
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the scripts, one folder up
 import checkpoint
 import cli
+import records
 import dataset
 import layers
 import tables
@@ -59,7 +60,7 @@ def statistics(logits, labels, T, omitted=OMITTED):
 def recorded(path):
     """Test errors, epochs and seed from the results JSON beside the checkpoint, if any."""
     try:
-        with open(cli.json_path_of(path)) as f:
+        with open(checkpoint.json_path_of(path)) as f:
             record = json.load(f)
     except (OSError, ValueError):
         return {}
@@ -96,7 +97,7 @@ def markdown(record):
     return "\n".join(lines)
 
 
-@cli.report_errors
+@records.report_errors
 def main(argv=None):
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("teachers", nargs="+", metavar="TEACHER.pt", help="teacher checkpoints")
